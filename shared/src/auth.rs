@@ -1,0 +1,390 @@
+//! Identity comes from a verified JWT and from nowhere else.
+//!
+//! [`Identity`] has no public constructor: the only way to obtain one is [`Verifier::verify`].
+//! Everything that touches user data takes an `&Identity`, so a handler cannot address a
+//! partition the token did not prove.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use jsonwebtoken::{
+    jwk::{JwkSet, KeyAlgorithm, PublicKeyUse},
+    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, Env};
+
+/// The caller, as proven by a verified token. `user_id` is the token's `sub` and is the
+/// partition key of every table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    user_id: String,
+}
+
+impl Identity {
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(user: &str) -> Self {
+        Self { user_id: user.to_owned() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    MissingToken,
+    #[error("authorization header is not a bearer token")]
+    NotBearer,
+    #[error("token header is malformed: {0}")]
+    Malformed(jsonwebtoken::errors::Error),
+    #[error("algorithm {0:?} is not allowed")]
+    AlgorithmNotAllowed(Algorithm),
+    #[error("token header {0} is refused: keys are never taken from the token")]
+    ForbiddenHeader(&'static str),
+    #[error("token has no kid")]
+    MissingKid,
+    #[error("no key with kid {0:?}")]
+    UnknownKey(String),
+    #[error("key {0:?} does not match algorithm {1:?}")]
+    KeyMismatch(String, Algorithm),
+    #[error("token rejected: {0}")]
+    Invalid(jsonwebtoken::errors::Error),
+    #[error("sub claim is empty, too long or has control characters")]
+    BadSubject,
+    #[error("authorizer claims disagree with the token")]
+    AuthorizerMismatch,
+}
+
+/// The settings the verifier takes, read once at cold start.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    pub secret: Option<Vec<u8>>,
+    pub jwks_url: Option<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub leeway: Duration,
+    /// Least time between two JWKS fetches triggered by unknown `kid`s.
+    pub jwks_min_refresh: Duration,
+    /// After this age, cached keys are refetched (so revoked keys drop out).
+    pub jwks_max_age: Duration,
+    pub jwks_timeout: Duration,
+}
+
+/// HS256 secrets shorter than this are refused (RFC 7518 3.2: key at least the hash size).
+pub const MIN_SECRET_BYTES: usize = 32;
+const MAX_SUB_LEN: usize = 256;
+
+impl AuthConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let secret = env.optional("JWT_SECRET").map(String::into_bytes);
+        let jwks_url = env.optional("JWKS_URL");
+        if secret.is_none() && jwks_url.is_none() {
+            return Err(ConfigError::Missing("JWT_SECRET or JWKS_URL".into()));
+        }
+        let default_algs = if jwks_url.is_some() { "RS256" } else { "HS256" };
+        let algorithms = env
+            .optional("JWT_ALGORITHMS")
+            .unwrap_or_else(|| default_algs.to_owned())
+            .split(',')
+            .map(|a| a.trim().parse::<Algorithm>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::invalid("JWT_ALGORITHMS", e.to_string()))?;
+        let config = Self {
+            secret,
+            jwks_url,
+            algorithms,
+            issuer: env.optional("JWT_ISSUER"),
+            audience: env.optional("JWT_AUDIENCE"),
+            leeway: Duration::from_secs(env.parse_or("JWT_LEEWAY_SECONDS", 30u64)?),
+            jwks_min_refresh: Duration::from_secs(env.parse_or("JWKS_MIN_REFRESH_SECONDS", 30u64)?),
+            jwks_max_age: Duration::from_secs(env.parse_or("JWKS_MAX_AGE_SECONDS", 3600u64)?),
+            jwks_timeout: Duration::from_millis(env.parse_or("JWKS_TIMEOUT_MS", 3000u64)?),
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.leeway > Duration::from_secs(300) {
+            return Err(ConfigError::invalid("JWT_LEEWAY_SECONDS", "at most 300"));
+        }
+        if let Some(secret) = &self.secret {
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(ConfigError::invalid("JWT_SECRET", format!("at least {MIN_SECRET_BYTES} bytes")));
+            }
+        }
+        if self.algorithms.is_empty() {
+            return Err(ConfigError::invalid("JWT_ALGORITHMS", "empty"));
+        }
+        for alg in &self.algorithms {
+            let usable = match alg {
+                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => self.secret.is_some(),
+                Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::ES256 | Algorithm::ES384 => {
+                    self.jwks_url.is_some()
+                }
+                _ => false,
+            };
+            if !usable {
+                return Err(ConfigError::invalid(
+                    "JWT_ALGORITHMS",
+                    format!("{alg:?} needs {}", if alg.family() == jsonwebtoken::AlgorithmFamily::Hmac { "JWT_SECRET" } else { "JWKS_URL" }),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+/// Verifies bearer tokens. Built once per cold start, shared by every request.
+pub struct Verifier {
+    config: AuthConfig,
+    validation: Validation,
+    shared_key: Option<DecodingKey>,
+    jwks: Option<JwksCache>,
+}
+
+impl Verifier {
+    pub fn new(config: AuthConfig) -> Result<Self, ConfigError> {
+        config.check()?;
+        let mut validation = Validation::new(config.algorithms[0]);
+        validation.algorithms = config.algorithms.clone();
+        validation.leeway = config.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        validation.validate_aud = config.audience.is_some();
+        if let Some(aud) = &config.audience {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
+        if let Some(iss) = &config.issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        let shared_key = config.secret.as_deref().map(DecodingKey::from_secret);
+        let jwks = match &config.jwks_url {
+            Some(url) => Some(JwksCache::new(url.clone(), &config)?),
+            None => None,
+        };
+        Ok(Self { config, validation, shared_key, jwks })
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// Verifies an `Authorization` header value (`Bearer <jwt>`).
+    pub async fn verify_bearer(&self, authorization: Option<&str>) -> Result<Identity, AuthError> {
+        let value = authorization.ok_or(AuthError::MissingToken)?;
+        let (scheme, token) = value.trim().split_once(' ').ok_or(AuthError::NotBearer)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AuthError::NotBearer);
+        }
+        self.verify(token.trim()).await
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(AuthError::Malformed)?;
+        // The algorithm allow-list comes from configuration; the header only picks among it.
+        if !self.config.algorithms.contains(&header.alg) {
+            return Err(AuthError::AlgorithmNotAllowed(header.alg));
+        }
+        refuse_key_bearing_headers(&header)?;
+        let jwks_key;
+        let key = if header.alg.family() == jsonwebtoken::AlgorithmFamily::Hmac {
+            self.shared_key.as_ref().ok_or(AuthError::AlgorithmNotAllowed(header.alg))?
+        } else {
+            let jwks = self.jwks.as_ref().ok_or(AuthError::AlgorithmNotAllowed(header.alg))?;
+            let kid = header.kid.as_deref().ok_or(AuthError::MissingKid)?;
+            jwks_key = jwks.key_for(kid, header.alg).await?;
+            &*jwks_key
+        };
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![header.alg];
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(AuthError::Invalid)?;
+        let sub = data.claims.sub;
+        if sub.is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
+            return Err(AuthError::BadSubject);
+        }
+        Ok(Identity { user_id: sub })
+    }
+}
+
+fn refuse_key_bearing_headers(header: &Header) -> Result<(), AuthError> {
+    let present = [
+        ("jku", header.jku.is_some()),
+        ("jwk", header.jwk.is_some()),
+        ("x5u", header.x5u.is_some()),
+        ("x5c", header.x5c.is_some()),
+        ("crit", header.crit.is_some()),
+    ];
+    match present.iter().find(|(_, is_set)| *is_set) {
+        Some((name, _)) => Err(AuthError::ForbiddenHeader(name)),
+        None => Ok(()),
+    }
+}
+
+struct CachedKeys {
+    keys: HashMap<String, (Option<KeyAlgorithm>, Arc<DecodingKey>)>,
+    fetched_at: Option<Instant>,
+}
+
+/// Public keys from a JWKS URL, cached by `kid`. An unknown `kid` triggers a refetch, at most
+/// once per `min_refresh`, so a flood of made-up kids cannot turn into a flood of fetches.
+struct JwksCache {
+    url: String,
+    http: reqwest::Client,
+    min_refresh: Duration,
+    max_age: Duration,
+    cached: RwLock<CachedKeys>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl JwksCache {
+    fn new(url: String, config: &AuthConfig) -> Result<Self, ConfigError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.jwks_timeout)
+            .connect_timeout(config.jwks_timeout)
+            .build()
+            .map_err(|e| ConfigError::invalid("JWKS_URL", e.to_string()))?;
+        Ok(Self {
+            url,
+            http,
+            min_refresh: config.jwks_min_refresh,
+            max_age: config.jwks_max_age,
+            cached: RwLock::new(CachedKeys { keys: HashMap::new(), fetched_at: None }),
+            refreshing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn lookup(&self, kid: &str) -> (Option<(Option<KeyAlgorithm>, Arc<DecodingKey>)>, bool) {
+        let cached = self.cached.read().expect("jwks lock poisoned");
+        let stale = cached.fetched_at.is_none_or(|t| t.elapsed() > self.max_age);
+        (cached.keys.get(kid).cloned(), stale)
+    }
+
+    async fn key_for(&self, kid: &str, alg: Algorithm) -> Result<Arc<DecodingKey>, AuthError> {
+        let (mut found, stale) = self.lookup(kid);
+        if found.is_none() || stale {
+            let _one_fetch_at_a_time = self.refreshing.lock().await;
+            let (again, stale) = self.lookup(kid);
+            found = again;
+            let may_fetch = self
+                .cached
+                .read()
+                .expect("jwks lock poisoned")
+                .fetched_at
+                .is_none_or(|t| t.elapsed() >= self.min_refresh);
+            if (found.is_none() || stale) && may_fetch {
+                self.refresh().await;
+                found = self.lookup(kid).0;
+            }
+        }
+        let (key_alg, key) = found.ok_or_else(|| AuthError::UnknownKey(kid.to_owned()))?;
+        let alg_matches = key_alg.is_none_or(|k| format!("{k:?}") == format!("{alg:?}"));
+        if !alg_matches || key.family() != alg.family() {
+            return Err(AuthError::KeyMismatch(kid.to_owned(), alg));
+        }
+        Ok(key)
+    }
+
+    /// Replaces the cache with the keys at the URL. A failed fetch keeps the old keys but still
+    /// counts as an attempt, so the rate bound holds while the IdP is down.
+    async fn refresh(&self) {
+        let fetched = self.fetch().await;
+        let mut cached = self.cached.write().expect("jwks lock poisoned");
+        cached.fetched_at = Some(Instant::now());
+        match fetched {
+            Ok(keys) => cached.keys = keys,
+            Err(e) => tracing::warn!(error = %e, url = %self.url, "jwks fetch failed"),
+        }
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, (Option<KeyAlgorithm>, Arc<DecodingKey>)>, String> {
+        let set: JwkSet = self
+            .http
+            .get(&self.url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut keys = HashMap::new();
+        for jwk in set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
+                continue;
+            }
+            match DecodingKey::from_jwk(&jwk) {
+                Ok(key) => {
+                    keys.insert(kid, (jwk.common.key_algorithm, Arc::new(key)));
+                }
+                Err(e) => tracing::warn!(kid, error = %e, "skipping unusable jwk"),
+            }
+        }
+        Ok(keys)
+    }
+}
+
+/// Claims of a token minted by [`TokenMinter`].
+#[derive(Serialize)]
+struct MintedClaims<'a> {
+    sub: &'a str,
+    iat: u64,
+    exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+}
+
+/// Signs real HS256 tokens with the configured secret: the local gateway's development mode
+/// (`POST /dev/token`) and the tests use it. It cannot mint anything the secret could not.
+pub struct TokenMinter {
+    key: EncodingKey,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl TokenMinter {
+    pub fn from_config(config: &AuthConfig) -> Option<Self> {
+        let secret = config.secret.as_deref()?;
+        Some(Self {
+            key: EncodingKey::from_secret(secret),
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        })
+    }
+
+    pub fn mint(&self, user: &str, ttl: Duration) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = MintedClaims {
+            sub: user,
+            iat: now,
+            exp: now + ttl.as_secs(),
+            iss: self.issuer.as_deref(),
+            aud: self.audience.as_deref(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
+            .expect("HS256 signing with a byte secret cannot fail")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,18 @@
+//! The tenancy core every function uses. Identity comes only from a verified JWT
+//! ([`auth`]); every DynamoDB key is built here from that identity ([`store`]); lists page
+//! with user-bound cursors ([`cursor`]); errors map to HTTP in one place ([`error`]); and the
+//! request pipeline ([`http`]) ties them together so handlers stay thin.
+
+pub mod auth;
+pub mod config;
+pub mod cursor;
+pub mod error;
+pub mod http;
+pub mod item;
+pub mod runtime;
+pub mod store;
+
+pub use auth::{AuthConfig, Identity, TokenMinter, Verifier};
+pub use config::{ConfigError, Env};
+pub use error::ApiError;
+pub use runtime::{Function, Platform};

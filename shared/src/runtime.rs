@@ -1,0 +1,102 @@
+//! What a function builds once per cold start, and the Lambda entry point every `main.rs` calls.
+
+use std::{future::Future, sync::Arc};
+
+use aws_lc_rs::hmac;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use lambda_http::{service_fn, Body, Request, Response};
+
+use crate::{
+    auth::{AuthConfig, Verifier, MIN_SECRET_BYTES},
+    config::{development_mode, ConfigError, Env},
+    cursor::CursorCodec,
+};
+
+/// Clients and settings shared by every handler of a function, built once at cold start.
+#[derive(Clone)]
+pub struct Platform {
+    pub verifier: Arc<Verifier>,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub cursors: CursorCodec,
+    pub development_mode: bool,
+}
+
+impl Platform {
+    pub async fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let development_mode = development_mode(env)?;
+        let auth = AuthConfig::from_env(env)?;
+        let cursors = CursorCodec::new(&cursor_secret(env, &auth)?);
+        let verifier = Arc::new(Verifier::new(auth)?);
+        let dynamodb = dynamodb_client(env.optional("DYNAMODB_ENDPOINT")).await;
+        Ok(Self { verifier, dynamodb, cursors, development_mode })
+    }
+}
+
+/// `CURSOR_SECRET`, or, when only `JWT_SECRET` is set, a key derived from it (so an HS256
+/// deployment has one secret to manage, and cursors never reuse the signing key itself).
+fn cursor_secret(env: &Env, auth: &AuthConfig) -> Result<Vec<u8>, ConfigError> {
+    if let Some(secret) = env.optional("CURSOR_SECRET") {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(ConfigError::invalid("CURSOR_SECRET", format!("at least {MIN_SECRET_BYTES} bytes")));
+        }
+        return Ok(secret.into_bytes());
+    }
+    let jwt_secret = auth.secret.as_deref().ok_or_else(|| ConfigError::Missing("CURSOR_SECRET".into()))?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, jwt_secret);
+    Ok(hmac::sign(&key, b"cursor-signing-key-v1").as_ref().to_vec())
+}
+
+/// The DynamoDB client. With `DYNAMODB_ENDPOINT` (DynamoDB Local) it needs no AWS account:
+/// fixed region and dummy credentials, and no lookup of either.
+pub async fn dynamodb_client(endpoint: Option<String>) -> aws_sdk_dynamodb::Client {
+    let config = match endpoint {
+        Some(url) => aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("local", "local", None, None, "dynamodb-local"))
+            .endpoint_url(url)
+            .build(),
+        None => aws_sdk_dynamodb::Config::from(&aws_config::load_defaults(BehaviorVersion::latest()).await),
+    };
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A Lambda function of this API: built once from the platform and its own settings, then
+/// called for every request. The local gateway hosts the same type.
+pub trait Function: Send + Sync + Sized + 'static {
+    fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError>;
+    fn handle(&self, request: Request) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// JSON logs on stdout (CloudWatch), level from `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_target(false)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// The whole of a function's `main`: configuration and clients once, then the Lambda loop.
+/// Configuration errors stop the cold start with a message naming the variable.
+pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
+    init_logging();
+    let env = Env::process();
+    let function = match Platform::from_env(&env).await.and_then(|platform| F::build(&platform, &env)) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration error");
+            return Err(e.into());
+        }
+    };
+    let function = &function;
+    lambda_http::run(service_fn(move |request| async move {
+        Ok::<_, std::convert::Infallible>(function.handle(request).await)
+    }))
+    .await
+}

@@ -1,0 +1,393 @@
+//! The repository of user-owned items. Every key it builds starts with the caller's
+//! `user_id`, taken from an [`Identity`]; no method accepts a raw user id. One DynamoDB call
+//! per operation, no Scan, no read-before-write.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::{
+    error::{ProvideErrorMetadata, SdkError},
+    types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
+    Client,
+};
+use serde::{de::DeserializeOwned, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
+
+use crate::{
+    auth::Identity,
+    cursor::{CursorCodec, CursorKey, Page, PageRequest},
+    error::ApiError,
+    item::Timestamp,
+};
+
+/// Attribute names the store owns. Clients can never set them.
+pub mod attr {
+    pub const USER_ID: &str = "user_id";
+    pub const ID: &str = "id";
+    pub const VERSION: &str = "version";
+    pub const CREATED_AT: &str = "created_at";
+    pub const UPDATED_AT: &str = "updated_at";
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+/// A user-partitioned table: `user_id` (HASH) + `id` (RANGE), listed newest first through a
+/// GSI whose HASH is `user_id` and whose RANGE is `list_sort_key`.
+#[derive(Clone, Debug)]
+pub struct Collection {
+    pub table: String,
+    /// Singular noun for messages ("canvas not found").
+    pub noun: &'static str,
+    /// Binds cursors to this list, so one list's cursor is refused by another.
+    pub scope: &'static str,
+    pub list_index: &'static str,
+    pub list_sort_key: &'static str,
+}
+
+/// What a conditional write expects of the stored item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The item must exist (any version).
+    Exists,
+    /// The item must exist with exactly this version (from `If-Match`).
+    Version(u64),
+}
+
+/// The fields an update sets or removes, besides `updated_at` and `version`, which the store
+/// always maintains itself.
+#[derive(Default, Debug)]
+pub struct Changes {
+    set: Vec<(&'static str, AttributeValue)>,
+    remove: Vec<&'static str>,
+}
+
+impl Changes {
+    pub fn set<T: Serialize>(mut self, name: &'static str, value: &T) -> Result<Self, ApiError> {
+        debug_assert!(!is_store_owned(name), "{name} is maintained by the store");
+        let value = dynamo::to_attribute_value(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.set.push((name, value));
+        Ok(self)
+    }
+
+    pub fn remove(mut self, name: &'static str) -> Self {
+        debug_assert!(!is_store_owned(name), "{name} is maintained by the store");
+        self.remove.push(name);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+}
+
+fn is_store_owned(name: &str) -> bool {
+    [attr::USER_ID, attr::ID, attr::VERSION, attr::CREATED_AT, attr::UPDATED_AT].contains(&name)
+}
+
+#[derive(Clone)]
+pub struct UserStore {
+    client: Client,
+    collection: Collection,
+    cursors: CursorCodec,
+}
+
+impl UserStore {
+    pub fn new(client: Client, collection: Collection, cursors: CursorCodec) -> Self {
+        Self { client, collection, cursors }
+    }
+
+    pub fn collection(&self) -> &Collection {
+        &self.collection
+    }
+
+    fn key(&self, who: &Identity, id: &str) -> Item {
+        HashMap::from([
+            (attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned())),
+            (attr::ID.to_owned(), AttributeValue::S(id.to_owned())),
+        ])
+    }
+
+    fn not_found(&self) -> ApiError {
+        ApiError::NotFound(self.collection.noun)
+    }
+
+    /// The caller's item with this id, or 404 (also when another user owns that id).
+    pub async fn get<T: DeserializeOwned>(&self, who: &Identity, id: &str) -> Result<T, ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.collection.table)
+            .set_key(Some(self.key(who, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        let item = out.item.ok_or_else(|| self.not_found())?;
+        from_item(item)
+    }
+
+    /// Stores a new item under the caller's partition. Never overwrites: an existing id is a 409.
+    pub async fn create<T: Serialize + HasId>(&self, who: &Identity, record: &T) -> Result<(), ApiError> {
+        let mut item: Item = dynamo::to_item(record).map_err(|e| ApiError::Internal(e.to_string()))?;
+        item.insert(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()));
+        item.insert(attr::ID.to_owned(), AttributeValue::S(record.id().to_owned()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.collection.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", attr::ID)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => {
+                Err(ApiError::Conflict(format!("{} {} already exists", self.collection.noun, record.id())))
+            }
+            Err(e) => Err(dynamo_error(e)),
+        }
+    }
+
+    /// Applies `changes` to the caller's item if it exists (and has the expected version),
+    /// bumping `version` and `updated_at`. Returns the item as stored after the update.
+    pub async fn update<T: DeserializeOwned>(
+        &self,
+        who: &Identity,
+        id: &str,
+        expect: Expect,
+        changes: Changes,
+    ) -> Result<T, ApiError> {
+        let mut names = HashMap::from([
+            ("#version".to_owned(), attr::VERSION.to_owned()),
+            ("#updated_at".to_owned(), attr::UPDATED_AT.to_owned()),
+        ]);
+        let mut values = HashMap::from([
+            (":one".to_owned(), AttributeValue::N("1".to_owned())),
+            (":now".to_owned(), AttributeValue::S(Timestamp::now().into_string())),
+        ]);
+        let mut set = vec!["#updated_at = :now".to_owned(), "#version = #version + :one".to_owned()];
+        for (i, (name, value)) in changes.set.into_iter().enumerate() {
+            names.insert(format!("#s{i}"), name.to_owned());
+            values.insert(format!(":s{i}"), value);
+            set.push(format!("#s{i} = :s{i}"));
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !changes.remove.is_empty() {
+            let removed: Vec<String> = changes
+                .remove
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    names.insert(format!("#r{i}"), name.to_owned());
+                    format!("#r{i}")
+                })
+                .collect();
+            expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
+        }
+        let condition = Self::condition(expect, &mut names, &mut values);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.collection.table)
+            .set_key(Some(self.key(who, id)))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => from_item(out.attributes.ok_or_else(|| ApiError::Internal("update returned no item".into()))?),
+            Err(e) => Err(self.write_error(e, expect)),
+        }
+    }
+
+    /// Deletes the caller's item if it exists (and has the expected version).
+    pub async fn delete(&self, who: &Identity, id: &str, expect: Expect) -> Result<(), ApiError> {
+        let (mut names, mut values) = (HashMap::new(), HashMap::new());
+        let condition = Self::condition(expect, &mut names, &mut values);
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.collection.table)
+            .set_key(Some(self.key(who, id)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.write_error(e, expect)),
+        }
+    }
+
+    /// One page of the caller's items, newest `list_sort_key` first, from the list index.
+    pub async fn list<T: DeserializeOwned>(&self, who: &Identity, page: &PageRequest) -> Result<Page<T>, ApiError> {
+        let c = &self.collection;
+        let start = match &page.cursor {
+            Some(cursor) => {
+                let key = self.cursors.decode(c.scope, who, cursor)?;
+                Some(self.start_key(who, key)?)
+            }
+            None => None,
+        };
+        // One item more than asked tells whether another page exists without a second call.
+        let out = self
+            .client
+            .query()
+            .table_name(&c.table)
+            .index_name(c.list_index)
+            .key_condition_expression("#uid = :uid")
+            .expression_attribute_names("#uid", attr::USER_ID)
+            .expression_attribute_values(":uid", AttributeValue::S(who.user_id().to_owned()))
+            .scan_index_forward(false)
+            .limit(page.limit as i32 + 1)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        let mut items = out.items.unwrap_or_default();
+        let resume_at = if items.len() > page.limit as usize {
+            items.truncate(page.limit as usize);
+            items.last().cloned()
+        } else if out.last_evaluated_key.is_some() {
+            // Fewer items than asked but a LastEvaluatedKey: DynamoDB stopped at its 1 MB page.
+            items.last().cloned()
+        } else {
+            None
+        };
+        let next_cursor = resume_at.map(|item| self.cursors.encode(c.scope, who, &self.cursor_key(&item)));
+        let items = items.into_iter().map(from_item).collect::<Result<Vec<T>, _>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    fn cursor_key(&self, item: &Item) -> CursorKey {
+        [attr::ID, self.collection.list_sort_key]
+            .into_iter()
+            .filter_map(|name| match item.get(name) {
+                Some(AttributeValue::S(v)) => Some((name.to_owned(), v.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn start_key(&self, who: &Identity, key: CursorKey) -> Result<Item, ApiError> {
+        let expected = [attr::ID, self.collection.list_sort_key];
+        if key.len() != expected.len() || !expected.iter().all(|k| key.contains_key(*k)) {
+            return Err(ApiError::bad_request("cursor is invalid"));
+        }
+        let mut start: Item = key.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect();
+        start.insert(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()));
+        Ok(start)
+    }
+
+    /// The condition of a write to an existing item; adds the names and values it uses.
+    fn condition(expect: Expect, names: &mut HashMap<String, String>, values: &mut Item) -> String {
+        names.insert("#id".to_owned(), attr::ID.to_owned());
+        match expect {
+            Expect::Exists => "attribute_exists(#id)".to_owned(),
+            Expect::Version(v) => {
+                names.insert("#version".to_owned(), attr::VERSION.to_owned());
+                values.insert(":expected".to_owned(), AttributeValue::N(v.to_string()));
+                "attribute_exists(#id) AND #version = :expected".to_owned()
+            }
+        }
+    }
+
+    /// A failed condition is a 404 when nothing was there, a 412 when the version differed.
+    /// `ReturnValuesOnConditionCheckFailure` tells them apart without a second read.
+    fn write_error<E, R>(&self, err: SdkError<E, R>, expect: Expect) -> ApiError
+    where
+        E: ProvideErrorMetadata + ConditionFailure + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match err.as_service_error().and_then(ConditionFailure::condition_failure) {
+            Some(None) => self.not_found(),
+            Some(Some(_old)) => match expect {
+                Expect::Version(v) => ApiError::PreconditionFailed(format!(
+                    "{} has changed since version {v}: fetch it again and retry",
+                    self.collection.noun
+                )),
+                Expect::Exists => self.not_found(),
+            },
+            None => dynamo_error(err),
+        }
+    }
+}
+
+/// Records whose id the store needs to build the key.
+pub trait HasId {
+    fn id(&self) -> &str;
+}
+
+/// Operation errors that can report a failed condition check, with the old item if any.
+pub trait ConditionFailure {
+    fn condition_failure(&self) -> Option<Option<&Item>>;
+}
+
+macro_rules! condition_failure {
+    ($($error:ty => $variant:path),* $(,)?) => {$(
+        impl ConditionFailure for $error {
+            fn condition_failure(&self) -> Option<Option<&Item>> {
+                match self {
+                    $variant(e) => Some(e.item()),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+condition_failure!(
+    aws_sdk_dynamodb::operation::update_item::UpdateItemError => aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException,
+    aws_sdk_dynamodb::operation::delete_item::DeleteItemError => aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException,
+);
+
+fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException")
+}
+
+fn from_item<T: DeserializeOwned>(mut item: Item) -> Result<T, ApiError> {
+    item.remove(attr::USER_ID);
+    dynamo::from_item(item).map_err(|e| ApiError::Internal(format!("stored item does not deserialize: {e}")))
+}
+
+/// Maps a DynamoDB failure that is not a business outcome: throttling and unreachable service
+/// are 503 (retryable); an item over DynamoDB's size limit is 413; anything else is a bug.
+pub fn dynamo_error<E, R>(err: SdkError<E, R>) -> ApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ApiError::Unavailable(format!("{err:?}"))
+        }
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            match e.code() {
+                Some(
+                    "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "LimitExceededException",
+                ) => ApiError::Unavailable(format!("{}: {}", e.code().unwrap_or_default(), e.message().unwrap_or_default())),
+                Some("TransactionConflictException") => {
+                    ApiError::Conflict("a concurrent request changed this item, retry".into())
+                }
+                Some("ValidationException") if e.message().is_some_and(|m| m.contains("size has exceeded")) => {
+                    ApiError::PayloadTooLarge("the item is larger than the storage limit".into())
+                }
+                code => ApiError::Internal(format!("dynamodb {code:?}: {}", e.message().unwrap_or_default())),
+            }
+        }
+        _ => ApiError::Internal(format!("{err:?}")),
+    }
+}
+
