@@ -1,0 +1,121 @@
+//! The local API gateway: an HTTP server on localhost that routes like API Gateway HTTP API
+//! (routes from `template.yaml`), hands each function the v2 event Lambda would, and, in
+//! development mode only, mints tokens at `POST /dev/token`.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    body::{to_bytes, Body as AxumBody},
+    extract::{Request as AxumRequest, State},
+    http::{HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response as AxumResponse},
+    Router,
+};
+use lambda_http::Body;
+use serde_json::json;
+
+use crate::local::{apigw_v2_event, new_request_id, request_from_event, HttpCall, LocalStack};
+
+/// API Gateway's payload limit for HTTP APIs.
+const MAX_BODY: usize = 10 * 1024 * 1024;
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+pub fn router(stack: Arc<LocalStack>) -> Router {
+    Router::new().fallback(handle).with_state(stack)
+}
+
+pub async fn serve(stack: Arc<LocalStack>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router(stack)).await
+}
+
+fn plain_json(status: StatusCode, body: serde_json::Value) -> AxumResponse {
+    (status, [("content-type", "application/json")], body.to_string()).into_response()
+}
+
+async fn handle(State(stack): State<Arc<LocalStack>>, request: AxumRequest) -> AxumResponse {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, MAX_BODY).await else {
+        return plain_json(StatusCode::PAYLOAD_TOO_LARGE, json!({"message": "Request Entity Too Large"}));
+    };
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+    let mut response = if stack.settings.development_mode && method == "POST" && path == "/dev/token" {
+        dev_token(&stack, &body)
+    } else if parts.method == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        invoke(&stack, &parts, &body).await
+    };
+    add_cors(&stack, &mut response);
+    response
+}
+
+async fn invoke(stack: &LocalStack, parts: &axum::http::request::Parts, body: &[u8]) -> AxumResponse {
+    let method = parts.method.as_str();
+    let path = parts.uri.path();
+    let Some((function, route, params)) = stack.route(method, path) else {
+        return plain_json(StatusCode::NOT_FOUND, json!({"message": "Not Found"}));
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let call = HttpCall { method, raw_path: path, raw_query: parts.uri.query().unwrap_or(""), headers, body: Some(body) };
+    let event = apigw_v2_event(&call, route, &params, &new_request_id());
+    let request = match request_from_event(&event) {
+        Ok(r) => r,
+        Err(e) => return plain_json(StatusCode::BAD_REQUEST, json!({"message": format!("bad request: {e}")})),
+    };
+    let response = (function.handler)(request).await;
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Vec::new(),
+        Body::Text(t) => t.into_bytes(),
+        Body::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    AxumResponse::from_parts(parts, AxumBody::from(bytes))
+}
+
+/// `POST /dev/token {"user": "alice"}`: a real HS256 token signed with the stack's secret.
+fn dev_token(stack: &LocalStack, body: &[u8]) -> AxumResponse {
+    let user = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("user").and_then(|u| u.as_str()).map(str::to_owned));
+    let valid = |u: &str| {
+        (1..=64).contains(&u.len()) && u.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+    };
+    match user {
+        Some(user) if valid(&user) => plain_json(
+            StatusCode::OK,
+            json!({
+                "token": stack.minter.mint(&user, DEV_TOKEN_TTL),
+                "token_type": "Bearer",
+                "expires_in": DEV_TOKEN_TTL.as_secs(),
+                "user": user,
+            }),
+        ),
+        _ => plain_json(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "send {\"user\": \"alice\"}: 1 to 64 letters, digits or . _ @ -"}),
+        ),
+    }
+}
+
+/// What API Gateway adds for the template's `CorsConfiguration`.
+fn add_cors(stack: &LocalStack, response: &mut AxumResponse) {
+    let Some(cors) = &stack.template.cors else { return };
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, values: &[String]| {
+        if let Ok(v) = HeaderValue::from_str(&values.join(",")) {
+            if !values.is_empty() {
+                headers.insert(name, v);
+            }
+        }
+    };
+    set("access-control-allow-origin", &cors.allow_origins);
+    set("access-control-allow-headers", &cors.allow_headers);
+    set("access-control-allow-methods", &cors.allow_methods);
+    set("access-control-expose-headers", &cors.expose_headers);
+}

@@ -1,0 +1,186 @@
+//! Test harness: the real functions, configured from `template.yaml`, against the DynamoDB
+//! Local that `infra/test` starts. Requests go through the same v2 event → `lambda_http`
+//! conversion as in Lambda, or through the local gateway over real HTTP.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use infra::{
+    local::{apigw_v2_event, new_request_id, request_from_event, HttpCall, LocalSettings, LocalStack},
+    tables,
+    template::Template,
+};
+use lambda_http::{Body, Request};
+use serde_json::Value;
+
+static TABLES: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
+        panic!("DYNAMODB_ENDPOINT is not set: run the tests with ./infra/test, which starts DynamoDB Local")
+    })
+}
+
+/// A user of the test: a unique id, so tests running in parallel never share a partition.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: lambda_http::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body with the per-request id blanked, for comparing two error answers.
+    pub fn body_without_request_id(&self) -> String {
+        let mut v = self.json();
+        v["request_id"] = Value::Null;
+        v.to_string()
+    }
+
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text());
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.text());
+        let body = self.json();
+        assert_eq!(body["status"], status);
+        assert!(body["request_id"].as_str().is_some_and(|r| !r.is_empty()), "problem carries the request id");
+        body
+    }
+}
+
+pub struct Harness {
+    pub stack: Arc<LocalStack>,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        let endpoint = dynamodb_endpoint();
+        let template = Template::load_default().expect("template.yaml parses");
+        TABLES
+            .get_or_init(|| async {
+                let client = shared::runtime::dynamodb_client(Some(endpoint.clone())).await;
+                tables::ensure_all(&client, &template.tables).await.expect("tables are created");
+            })
+            .await;
+        let stack = LocalStack::build(template, LocalSettings::development(endpoint)).await.expect("functions build");
+        Self { stack: Arc::new(stack) }
+    }
+
+    pub fn user(&self, name: &str) -> User {
+        let id = format!("{name}-{}", uuid::Uuid::now_v7().simple());
+        User { token: self.stack.token(&id), id }
+    }
+
+    pub fn auth(user: &User) -> (String, String) {
+        ("authorization".into(), format!("Bearer {}", user.token))
+    }
+
+    /// Calls the function serving `method path?query` as Lambda would be called.
+    pub async fn send(&self, method: &str, path_and_query: &str, headers: Vec<(String, String)>, body: Option<&[u8]>) -> Reply {
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let Some((function, route, params)) = self.stack.route(method, path) else {
+            panic!("no route for {method} {path} in template.yaml");
+        };
+        let call = HttpCall { method, raw_path: path, raw_query: query, headers, body };
+        let event = apigw_v2_event(&call, route, &params, &new_request_id());
+        let request = request_from_event(&event).expect("v2 event parses");
+        self.invoke(&function.spec.binary, request).await
+    }
+
+    /// Calls one function with an already built request (e.g. from an `events/` fixture).
+    pub async fn invoke(&self, binary: &str, request: Request) -> Reply {
+        let function = self.stack.function(binary).unwrap_or_else(|| panic!("no function {binary}"));
+        let response = (function.handler)(request).await;
+        let (parts, body) = response.into_parts();
+        let body = match body {
+            Body::Empty => Vec::new(),
+            Body::Text(t) => t.into_bytes(),
+            Body::Binary(b) => b,
+            _ => Vec::new(),
+        };
+        Reply { status: parts.status.as_u16(), headers: parts.headers, body }
+    }
+
+    /// A JSON request as `user` (or anonymous).
+    pub async fn call(&self, user: Option<&User>, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let mut headers = vec![];
+        if let Some(u) = user {
+            headers.push(Self::auth(u));
+        }
+        let bytes = body.map(|b| {
+            headers.push(("content-type".into(), "application/json".into()));
+            b.to_string().into_bytes()
+        });
+        self.send(method, path, headers, bytes.as_deref()).await
+    }
+
+    pub async fn call_with(&self, user: &User, method: &str, path: &str, extra: &[(&str, &str)], body: Option<Value>) -> Reply {
+        let mut headers = vec![Self::auth(user), ("content-type".into(), "application/json".into())];
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        self.send(method, path, headers, bytes.as_deref()).await
+    }
+
+    /// Every item of a list, following `next_cursor`, with the page sizes seen.
+    pub async fn list_all(&self, user: &User, path: &str, limit: u32) -> (Vec<Value>, Vec<usize>) {
+        let (mut items, mut pages, mut cursor) = (Vec::new(), Vec::new(), None::<String>);
+        loop {
+            let url = match &cursor {
+                Some(c) => format!("{path}?limit={limit}&cursor={c}"),
+                None => format!("{path}?limit={limit}"),
+            };
+            let reply = self.call(Some(user), "GET", &url, None).await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            let body = reply.json();
+            let page = body["items"].as_array().unwrap().clone();
+            pages.push(page.len());
+            items.extend(page);
+            match body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return (items, pages),
+            }
+            assert!(pages.len() < 1000, "paging does not end");
+        }
+    }
+}
+
+/// Reads an `events/` fixture, applying `edit` to the JSON before it becomes a request.
+pub fn fixture(name: &str, edit: impl FnOnce(&mut Value)) -> Request {
+    let path = infra::workspace_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut event: Value = serde_json::from_str(&text).expect("fixture is JSON");
+    edit(&mut event);
+    request_from_event(&event).expect("fixture is an API Gateway v2 event")
+}
+
+/// All fixtures in `events/` with their route keys.
+pub fn fixtures() -> BTreeMap<String, String> {
+    let dir = infra::workspace_root().join("events");
+    std::fs::read_dir(dir)
+        .expect("events/ exists")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), v["routeKey"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
