@@ -63,6 +63,24 @@ pub fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<()
     Ok(())
 }
 
+/// A client JSON document (a canvas, a workflow graph) to store as text: it must be a JSON
+/// object and at most `max_bytes` long (else 413).
+pub fn json_document(field: &str, raw: &serde_json::value::RawValue, max_bytes: usize) -> Result<String, ApiError> {
+    let text = raw.get();
+    if !text.starts_with('{') {
+        return Err(ApiError::bad_request(format!("{field} must be a JSON object")));
+    }
+    if text.len() > max_bytes {
+        return Err(ApiError::PayloadTooLarge(format!("{field} is over {max_bytes} bytes")));
+    }
+    Ok(text.to_owned())
+}
+
+/// A stored JSON document, returned as is.
+pub fn stored_json(field: &str, text: String) -> Result<Box<serde_json::value::RawValue>, ApiError> {
+    serde_json::value::RawValue::from_string(text).map_err(|e| ApiError::Internal(format!("stored {field}: {e}")))
+}
+
 /// For PATCH bodies: tells an absent field (`None`) from an explicit `null` (`Some(None)`).
 pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where

@@ -4,11 +4,13 @@
 //! request pipeline ([`http`]) ties them together so handlers stay thin.
 
 pub mod auth;
+pub mod children;
 pub mod config;
 pub mod cursor;
 pub mod error;
 pub mod http;
 pub mod item;
+pub mod resource;
 pub mod runtime;
 pub mod store;
 

@@ -28,7 +28,7 @@ pub mod attr {
     pub const UPDATED_AT: &str = "updated_at";
 }
 
-type Item = HashMap<String, AttributeValue>;
+pub type Item = HashMap<String, AttributeValue>;
 
 /// A user-partitioned table: `user_id` (HASH) + `id` (RANGE), listed newest first through a
 /// GSI whose HASH is `user_id` and whose RANGE is `list_sort_key`.
@@ -41,6 +41,13 @@ pub struct Collection {
     pub scope: &'static str,
     pub list_index: &'static str,
     pub list_sort_key: &'static str,
+}
+
+impl Collection {
+    /// A table listed newest-updated first on `user_id-updated_at-index`, as the seeds name it.
+    pub fn by_updated_at(table: String, noun: &'static str, scope: &'static str) -> Self {
+        Self { table, noun, scope, list_index: "user_id-updated_at-index", list_sort_key: attr::UPDATED_AT }
+    }
 }
 
 /// What a conditional write expects of the stored item.
@@ -58,6 +65,16 @@ pub enum Expect {
 pub struct Changes {
     set: Vec<(&'static str, AttributeValue)>,
     remove: Vec<&'static str>,
+    guard: Option<Guard>,
+}
+
+/// A state precondition: the update applies only while `attr` holds one of `allowed`;
+/// otherwise it is refused with a 409 carrying `refusal`, never silently applied.
+#[derive(Debug)]
+struct Guard {
+    attr: &'static str,
+    allowed: Vec<String>,
+    refusal: String,
 }
 
 impl Changes {
@@ -71,6 +88,12 @@ impl Changes {
     pub fn remove(mut self, name: &'static str) -> Self {
         debug_assert!(!is_store_owned(name), "{name} is maintained by the store");
         self.remove.push(name);
+        self
+    }
+
+    /// Applies the changes only while `attr` is one of `allowed` (a state transition).
+    pub fn only_if(mut self, attr: &'static str, allowed: &[&str], refusal: impl Into<String>) -> Self {
+        self.guard = Some(Guard { attr, allowed: allowed.iter().map(|s| (*s).to_owned()).collect(), refusal: refusal.into() });
         self
     }
 
@@ -99,7 +122,7 @@ impl UserStore {
         &self.collection
     }
 
-    fn key(&self, who: &Identity, id: &str) -> Item {
+    pub(crate) fn key(&self, who: &Identity, id: &str) -> Item {
         HashMap::from([
             (attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned())),
             (attr::ID.to_owned(), AttributeValue::S(id.to_owned())),
@@ -184,7 +207,21 @@ impl UserStore {
                 .collect();
             expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
         }
-        let condition = Self::condition(expect, &mut names, &mut values);
+        let mut condition = Self::condition(expect, &mut names, &mut values);
+        let refusal = changes.guard.map(|guard| {
+            names.insert("#guard".to_owned(), guard.attr.to_owned());
+            let placeholders: Vec<String> = guard
+                .allowed
+                .into_iter()
+                .enumerate()
+                .map(|(i, state)| {
+                    values.insert(format!(":g{i}"), AttributeValue::S(state));
+                    format!(":g{i}")
+                })
+                .collect();
+            condition.push_str(&format!(" AND #guard IN ({})", placeholders.join(", ")));
+            guard.refusal
+        });
         let result = self
             .client
             .update_item()
@@ -200,7 +237,7 @@ impl UserStore {
             .await;
         match result {
             Ok(out) => from_item(out.attributes.ok_or_else(|| ApiError::Internal("update returned no item".into()))?),
-            Err(e) => Err(self.write_error(e, expect)),
+            Err(e) => Err(self.write_error(e, expect, refusal)),
         }
     }
 
@@ -221,7 +258,7 @@ impl UserStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) => Err(self.write_error(e, expect)),
+            Err(e) => Err(self.write_error(e, expect, None)),
         }
     }
 
@@ -298,23 +335,30 @@ impl UserStore {
         }
     }
 
-    /// A failed condition is a 404 when nothing was there, a 412 when the version differed.
-    /// `ReturnValuesOnConditionCheckFailure` tells them apart without a second read.
-    fn write_error<E, R>(&self, err: SdkError<E, R>, expect: Expect) -> ApiError
+    /// A failed condition is a 404 when nothing was there, a 412 when the version differed,
+    /// a 409 when a state guard refused. `ReturnValuesOnConditionCheckFailure` returns the old
+    /// item, which tells them apart without a second read.
+    fn write_error<E, R>(&self, err: SdkError<E, R>, expect: Expect, refusal: Option<String>) -> ApiError
     where
         E: ProvideErrorMetadata + ConditionFailure + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        match err.as_service_error().and_then(ConditionFailure::condition_failure) {
-            Some(None) => self.not_found(),
-            Some(Some(_old)) => match expect {
-                Expect::Version(v) => ApiError::PreconditionFailed(format!(
-                    "{} has changed since version {v}: fetch it again and retry",
-                    self.collection.noun
-                )),
-                Expect::Exists => self.not_found(),
-            },
-            None => dynamo_error(err),
+        let old = match err.as_service_error().and_then(ConditionFailure::condition_failure) {
+            None => return dynamo_error(err),
+            Some(None) => return self.not_found(),
+            Some(Some(old)) => old,
+        };
+        let stored_version = match old.get(attr::VERSION) {
+            Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
+            _ => None,
+        };
+        match (expect, refusal) {
+            (Expect::Version(v), _) if stored_version != Some(v) => ApiError::PreconditionFailed(format!(
+                "{} has changed since version {v}: fetch it again and retry",
+                self.collection.noun
+            )),
+            (_, Some(refusal)) => ApiError::Conflict(refusal),
+            _ => self.not_found(),
         }
     }
 }
@@ -351,9 +395,41 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> boo
     err.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException")
 }
 
-fn from_item<T: DeserializeOwned>(mut item: Item) -> Result<T, ApiError> {
+pub(crate) fn from_item<T: DeserializeOwned>(mut item: Item) -> Result<T, ApiError> {
     item.remove(attr::USER_ID);
     dynamo::from_item(item).map_err(|e| ApiError::Internal(format!("stored item does not deserialize: {e}")))
+}
+
+/// Deletes items by key (each holding only the key attributes), 25 per BatchWriteItem, and
+/// retries what DynamoDB leaves unprocessed under load.
+pub(crate) async fn batch_delete(client: &Client, table: &str, keys: Vec<Item>) -> Result<(), ApiError> {
+    use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+    for chunk in keys.chunks(25) {
+        let mut requests = chunk
+            .iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(|e| ApiError::Internal(e.to_string()))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        for attempt in 0u32.. {
+            let out = client
+                .batch_write_item()
+                .request_items(table, requests)
+                .send()
+                .await
+                .map_err(dynamo_error)?;
+            requests = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+            if requests.is_empty() {
+                break;
+            }
+            if attempt >= 8 {
+                return Err(ApiError::Unavailable(format!("{} deletes left unprocessed in {table}", requests.len())));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+        }
+    }
+    Ok(())
 }
 
 /// Maps a DynamoDB failure that is not a business outcome: throttling and unreachable service

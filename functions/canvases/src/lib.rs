@@ -1,11 +1,13 @@
-//! Canvases: a user's design documents. Thin handlers over the shared pipeline and store.
+//! Canvases: a user's design documents. The area only describes its record; the shared
+//! pipeline, store and resource handlers do the rest.
 
-use lambda_http::{http::StatusCode, Body, Request, Response};
+use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use shared::{
-    http::{self, json, json_versioned, no_content, Call, Route},
-    item::{check_text, nullable, NewRecord},
+    http::{self, Route},
+    item::{check_text, json_document, nullable, NewRecord},
+    resource::{self, Resource},
     store::{Changes, Collection, HasId, UserStore},
     ApiError, ConfigError, Env, Function, Platform,
 };
@@ -14,9 +16,6 @@ pub const NAME_MAX_CHARS: usize = 200;
 pub const DESCRIPTION_MAX_CHARS: usize = 2_000;
 /// The canvas document. With name and description it stays under DynamoDB's 400 KB item limit.
 pub const DATA_MAX_BYTES: usize = 350 * 1024;
-pub const BODY_MAX_BYTES: usize = DATA_MAX_BYTES + 16 * 1024;
-
-const NOUN: &str = "canvas";
 
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
@@ -39,7 +38,7 @@ pub const ROUTES: &[Route<Op>] = &[
 /// A canvas as stored. `data` is kept as JSON text: no nesting-depth or number-precision
 /// limits of DynamoDB maps apply to the client's document.
 #[derive(Serialize, Deserialize)]
-struct CanvasRecord {
+pub struct Canvas {
     id: String,
     name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,15 +49,9 @@ struct CanvasRecord {
     version: u64,
 }
 
-impl HasId for CanvasRecord {
-    fn id(&self) -> &str {
-        &self.id
-    }
-}
-
 /// A canvas as the API returns it.
 #[derive(Serialize)]
-struct CanvasView {
+pub struct CanvasView {
     id: String,
     name: String,
     description: Option<String>,
@@ -68,26 +61,9 @@ struct CanvasView {
     version: u64,
 }
 
-impl TryFrom<CanvasRecord> for CanvasView {
-    type Error = ApiError;
-
-    fn try_from(r: CanvasRecord) -> Result<Self, ApiError> {
-        let data = RawValue::from_string(r.data).map_err(|e| ApiError::Internal(format!("stored canvas data: {e}")))?;
-        Ok(Self {
-            id: r.id,
-            name: r.name,
-            description: r.description,
-            data,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            version: r.version,
-        })
-    }
-}
-
 /// A list entry: what the list index projects (no `data`, so pages stay small).
 #[derive(Serialize, Deserialize)]
-struct CanvasSummary {
+pub struct CanvasSummary {
     id: String,
     name: String,
     #[serde(default)]
@@ -99,7 +75,7 @@ struct CanvasSummary {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateCanvas {
+pub struct CreateCanvas {
     name: String,
     #[serde(default)]
     description: Option<String>,
@@ -110,7 +86,7 @@ struct CreateCanvas {
 /// PATCH body: absent fields are kept, `description: null` clears the description.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateCanvas {
+pub struct UpdateCanvas {
     #[serde(default, deserialize_with = "nullable")]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -127,62 +103,31 @@ fn check_description(description: &str) -> Result<(), ApiError> {
     check_text("description", description, 0, DESCRIPTION_MAX_CHARS)
 }
 
-fn check_data(data: &RawValue) -> Result<String, ApiError> {
-    let text = data.get();
-    if !text.starts_with('{') {
-        return Err(ApiError::bad_request("data must be a JSON object"));
-    }
-    if text.len() > DATA_MAX_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!("data is over {DATA_MAX_BYTES} bytes")));
-    }
-    Ok(text.to_owned())
-}
-
-pub struct Canvases {
-    platform: Platform,
-    store: UserStore,
-}
-
-impl Function for Canvases {
-    fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
-        let collection = Collection {
-            table: env.required("CANVASES_TABLE")?,
-            noun: NOUN,
-            scope: "canvases",
-            list_index: "user_id-updated_at-index",
-            list_sort_key: "updated_at",
-        };
-        let store = UserStore::new(platform.dynamodb.clone(), collection, platform.cursors.clone());
-        Ok(Self { platform: platform.clone(), store })
-    }
-
-    async fn handle(&self, request: Request) -> Response<Body> {
-        http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
-            match op {
-                Op::Create => self.create(call).await,
-                Op::List => self.list(call).await,
-                Op::Get => self.get(call).await,
-                Op::Update => self.update(call).await,
-                Op::Delete => self.delete(call).await,
-            }
-        })
-        .await
+impl HasId for Canvas {
+    fn id(&self) -> &str {
+        &self.id
     }
 }
 
-impl Canvases {
-    async fn create(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let body: CreateCanvas = call.json(BODY_MAX_BYTES)?;
+impl Resource for Canvas {
+    const NOUN: &'static str = "canvas";
+    const PATH: &'static str = "/canvases";
+    const BODY_MAX_BYTES: usize = DATA_MAX_BYTES + 16 * 1024;
+    type Create = CreateCanvas;
+    type Update = UpdateCanvas;
+    type Summary = CanvasSummary;
+    type View = CanvasView;
+
+    fn create(body: CreateCanvas, new: NewRecord) -> Result<Self, ApiError> {
         check_name(&body.name)?;
         if let Some(d) = &body.description {
             check_description(d)?;
         }
         let data = match &body.data {
-            Some(raw) => check_data(raw)?,
+            Some(raw) => json_document("data", raw, DATA_MAX_BYTES)?,
             None => "{}".to_owned(),
         };
-        let new = NewRecord::now();
-        let record = CanvasRecord {
+        Ok(Self {
             id: new.id,
             name: body.name,
             description: body.description,
@@ -190,31 +135,10 @@ impl Canvases {
             created_at: new.created_at,
             updated_at: new.updated_at,
             version: new.version,
-        };
-        self.store.create(call.identity()?, &record).await?;
-        let location = format!("/canvases/{}", record.id);
-        let version = record.version;
-        let mut response = json_versioned(StatusCode::CREATED, &CanvasView::try_from(record)?, version)?;
-        response.headers_mut().insert("location", location.parse().map_err(|_| ApiError::Internal("location".into()))?);
-        Ok(response)
+        })
     }
 
-    async fn list(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let page = self.store.list::<CanvasSummary>(call.identity()?, &call.page()?).await?;
-        json(StatusCode::OK, &page)
-    }
-
-    async fn get(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let id = call.id("id", NOUN)?;
-        let record: CanvasRecord = self.store.get(call.identity()?, &id).await?;
-        let version = record.version;
-        json_versioned(StatusCode::OK, &CanvasView::try_from(record)?, version)
-    }
-
-    async fn update(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let id = call.id("id", NOUN)?;
-        let expect = call.expect()?;
-        let body: UpdateCanvas = call.json(BODY_MAX_BYTES)?;
+    fn changes(body: UpdateCanvas) -> Result<Changes, ApiError> {
         let mut changes = Changes::default();
         match body.name {
             Some(None) => return Err(ApiError::bad_request("name cannot be null")),
@@ -234,20 +158,51 @@ impl Canvases {
         }
         match body.data {
             Some(None) => return Err(ApiError::bad_request("data cannot be null")),
-            Some(Some(raw)) => changes = changes.set("data", &check_data(&raw)?)?,
+            Some(Some(raw)) => changes = changes.set("data", &json_document("data", &raw, DATA_MAX_BYTES)?)?,
             None => {}
         }
-        if changes.is_empty() {
-            return Err(ApiError::bad_request("nothing to update: send name, description or data"));
-        }
-        let record: CanvasRecord = self.store.update(call.identity()?, &id, expect, changes).await?;
-        let version = record.version;
-        json_versioned(StatusCode::OK, &CanvasView::try_from(record)?, version)
+        Ok(changes)
     }
 
-    async fn delete(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let id = call.id("id", NOUN)?;
-        self.store.delete(call.identity()?, &id, call.expect()?).await?;
-        Ok(no_content())
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn view(self) -> Result<CanvasView, ApiError> {
+        Ok(CanvasView {
+            data: shared::item::stored_json("data", self.data)?,
+            id: self.id,
+            name: self.name,
+            description: self.description,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+        })
+    }
+}
+
+pub struct Canvases {
+    platform: Platform,
+    store: UserStore,
+}
+
+impl Function for Canvases {
+    fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
+        let collection = Collection::by_updated_at(env.required("CANVASES_TABLE")?, Canvas::NOUN, "canvases");
+        let store = UserStore::new(platform.dynamodb.clone(), collection, platform.cursors.clone());
+        Ok(Self { platform: platform.clone(), store })
+    }
+
+    async fn handle(&self, request: Request) -> Response<Body> {
+        http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
+            match op {
+                Op::Create => resource::create::<Canvas>(&self.store, call).await,
+                Op::List => resource::list::<Canvas>(&self.store, call).await,
+                Op::Get => resource::get::<Canvas>(&self.store, call).await,
+                Op::Update => resource::update::<Canvas>(&self.store, call).await,
+                Op::Delete => resource::delete::<Canvas>(&self.store, call).await,
+            }
+        })
+        .await
     }
 }
