@@ -28,6 +28,8 @@ fn hosted<F: Function>(platform: &Platform, env: &Env) -> Result<Handler, Config
 fn builder(binary: &str) -> Option<Builder> {
     match binary {
         "canvases" => Some(hosted::<canvases::Canvases>),
+        "sessions" => Some(hosted::<sessions::Sessions>),
+        "workflows" => Some(hosted::<workflows::Workflows>),
         _ => None,
     }
 }

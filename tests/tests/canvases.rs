@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use integration_tests::{fixture, fixtures, Harness, User};
+use integration_tests::{Harness, User};
 use serde_json::{json, Value};
 
 async fn create(h: &Harness, user: &User, name: &str) -> Value {
@@ -228,43 +228,6 @@ async fn requests_without_a_valid_token_are_401_and_write_nothing() {
     let basic = vec![("authorization".to_owned(), "Basic YWxpY2U6cHc=".to_owned())];
     h.send("GET", "/canvases", basic, None).await.assert_problem(401);
     assert_eq!(count(&h, &alice).await, 0);
-}
-
-#[tokio::test]
-async fn every_route_has_a_fixture_and_each_fixture_runs_through_its_handler() {
-    let h = Harness::new().await;
-    let fixtures = fixtures();
-    let covered: HashSet<&String> = fixtures.values().collect();
-    for route in h.stack.template.route_keys() {
-        assert!(covered.contains(&route), "no fixture in events/ for {route}");
-    }
-
-    // As committed, the fixtures carry a placeholder token: refused.
-    let anonymous = h.invoke("canvases", fixture("canvases-list.json", |_| {})).await;
-    anonymous.assert_problem(401);
-
-    let alice = h.user("alice");
-    let bearer = json!(format!("Bearer {}", alice.token));
-    let with_token = |e: &mut Value| e["headers"]["authorization"] = bearer.clone();
-    let created = h.invoke("canvases", fixture("canvases-create.json", with_token)).await;
-    assert_eq!(created.status, 201, "{}", created.text());
-    let cid = id(&created.json());
-    let at_id = |e: &mut Value| {
-        e["headers"]["authorization"] = bearer.clone();
-        e["pathParameters"]["id"] = json!(cid);
-        e["rawPath"] = json!(format!("/canvases/{cid}"));
-    };
-    let listed = h.invoke("canvases", fixture("canvases-list.json", with_token)).await;
-    assert_eq!(listed.status, 200);
-    assert_eq!(listed.json()["items"][0]["id"], json!(cid));
-    let got = h.invoke("canvases", fixture("canvases-get.json", at_id)).await;
-    assert_eq!(got.status, 200);
-    assert_eq!(got.json()["name"], "Landing page");
-    let updated = h.invoke("canvases", fixture("canvases-update.json", at_id)).await;
-    assert_eq!(updated.status, 200, "{}", updated.text());
-    assert_eq!(updated.json()["name"], "Landing page v2");
-    let deleted = h.invoke("canvases", fixture("canvases-delete.json", at_id)).await;
-    assert_eq!(deleted.status, 204);
 }
 
 #[tokio::test]
