@@ -37,14 +37,14 @@ fn install(root: &Path) -> Result<PathBuf, BoxError> {
     find_jar(root).ok_or_else(|| "DynamoDB Local jar not found after install".into())
 }
 
-fn free_port() -> Result<u16, BoxError> {
+pub(crate) fn free_port() -> Result<u16, BoxError> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// DynamoDB Local must not outlive the launcher, even when the launcher is killed and cannot
 /// run its cleanup (a CI timeout, a crashed test).
 #[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut Command) {
+pub(crate) fn die_with_parent(command: &mut Command) {
     // SAFETY: prctl is async-signal-safe and touches only the child being set up.
     unsafe {
         command.pre_exec(|| {
@@ -55,7 +55,7 @@ fn die_with_parent(command: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut Command) {}
+pub(crate) fn die_with_parent(_command: &mut Command) {}
 
 impl DynamoDbLocal {
     /// Starts an in-memory DynamoDB Local on `port` (a free one if `None`) and waits until it
@@ -87,7 +87,7 @@ impl DynamoDbLocal {
     }
 
     async fn wait_ready(&self) -> Result<(), BoxError> {
-        let client = shared::runtime::dynamodb_client(Some(self.endpoint.clone())).await;
+        let client = shared::runtime::local_dynamodb_client(self.endpoint.clone());
         let started = Instant::now();
         loop {
             match client.list_tables().send().await {

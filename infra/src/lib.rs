@@ -4,6 +4,7 @@
 pub mod dynamodb_local;
 pub mod gateway;
 pub mod local;
+pub mod s3_local;
 pub mod tables;
 pub mod template;
 

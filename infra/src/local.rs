@@ -30,6 +30,8 @@ fn builder(binary: &str) -> Option<Builder> {
         "canvases" => Some(hosted::<canvases::Canvases>),
         "sessions" => Some(hosted::<sessions::Sessions>),
         "workflows" => Some(hosted::<workflows::Workflows>),
+        "files" => Some(hosted::<files::Files>),
+        "account" => Some(hosted::<account::Account>),
         _ => None,
     }
 }
@@ -38,6 +40,7 @@ fn builder(binary: &str) -> Option<Builder> {
 #[derive(Clone, Debug)]
 pub struct LocalSettings {
     pub dynamodb_endpoint: String,
+    pub s3_endpoint: String,
     pub jwt_secret: String,
     pub issuer: String,
     pub audience: String,
@@ -46,11 +49,12 @@ pub struct LocalSettings {
 
 impl LocalSettings {
     /// Settings with a fresh random signing secret: tokens are only ever minted locally.
-    pub fn development(dynamodb_endpoint: String) -> Self {
+    pub fn development(dynamodb_endpoint: String, s3_endpoint: String) -> Self {
         let mut secret = [0u8; 32];
         aws_lc_rs::rand::fill(&mut secret).expect("system randomness");
         Self {
             dynamodb_endpoint,
+            s3_endpoint,
             jwt_secret: secret.iter().map(|b| format!("{b:02x}")).collect(),
             issuer: "http://localhost/dev".into(),
             audience: "local-api".into(),
@@ -81,7 +85,11 @@ pub fn local_environment(spec: &FunctionSpec, template: &Template, settings: &Lo
     parameters.insert("JwksUrl".into(), String::new());
     parameters.insert("JwtAlgorithms".into(), "HS256".into());
     let resolve_ref = |name: &str| -> Option<String> {
-        template.table(name).map(|t| t.logical_id.clone()).or_else(|| parameters.get(name).cloned())
+        template
+            .table(name)
+            .map(|t| t.logical_id.clone())
+            .or_else(|| template.buckets.iter().find(|b| *b == name).map(|b| crate::s3_local::bucket_name(b)))
+            .or_else(|| parameters.get(name).cloned())
     };
     let mut env = BTreeMap::new();
     for (key, value) in &spec.environment {
@@ -101,6 +109,7 @@ pub fn local_environment(spec: &FunctionSpec, template: &Template, settings: &Lo
         }
     }
     env.insert("DYNAMODB_ENDPOINT".into(), settings.dynamodb_endpoint.clone());
+    env.insert("S3_ENDPOINT".into(), settings.s3_endpoint.clone());
     env.insert("DEVELOPMENT_MODE".into(), settings.development_mode.to_string());
     env
 }

@@ -89,6 +89,8 @@ pub struct Cors {
 pub struct Template {
     pub parameters: BTreeMap<String, String>,
     pub tables: Vec<TableSpec>,
+    /// Logical ids of the S3 buckets.
+    pub buckets: Vec<String>,
     pub functions: Vec<FunctionSpec>,
     pub cors: Option<Cors>,
 }
@@ -189,6 +191,7 @@ impl Template {
         let resources = get(&doc, "Resources").and_then(Value::as_mapping).unwrap_or(&empty);
 
         let mut tables = Vec::new();
+        let mut buckets = Vec::new();
         let mut functions = Vec::new();
         let mut cors = None;
         for (id, resource) in resources {
@@ -225,6 +228,7 @@ impl Template {
                         .unwrap_or_default();
                     functions.push(FunctionSpec { logical_id: id, binary, routes, environment });
                 }
+                Some("AWS::S3::Bucket") => buckets.push(id),
                 Some("AWS::Serverless::HttpApi") => {
                     cors = props.and_then(|p| get(p, "CorsConfiguration")).map(|c| Cors {
                         allow_origins: strings(get(c, "AllowOrigins")),
@@ -236,7 +240,7 @@ impl Template {
                 _ => {}
             }
         }
-        Ok(Self { parameters, tables, functions, cors })
+        Ok(Self { parameters, tables, buckets, functions, cors })
     }
 
     fn parse_table(id: &str, props: &Value) -> Result<TableSpec, TemplateError> {

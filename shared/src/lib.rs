@@ -10,6 +10,9 @@ pub mod cursor;
 pub mod error;
 pub mod http;
 pub mod item;
+#[cfg(feature = "s3")]
+pub mod objects;
+pub mod partition;
 pub mod resource;
 pub mod runtime;
 pub mod store;
@@ -18,3 +21,6 @@ pub use auth::{AuthConfig, Identity, TokenMinter, Verifier};
 pub use config::{ConfigError, Env};
 pub use error::ApiError;
 pub use runtime::{Function, Platform};
+
+/// The version of this build: the crate version and the git commit it was built from.
+pub const BUILD_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("BUILD_COMMIT"));

@@ -22,8 +22,6 @@ pub trait Resource: Serialize + DeserializeOwned + HasId + Sized {
     const BODY_MAX_BYTES: usize;
     type Create: DeserializeOwned;
     type Update: DeserializeOwned;
-    /// A list entry: what the list index projects.
-    type Summary: Serialize + DeserializeOwned;
     /// The record as the API returns it.
     type View: Serialize;
 
@@ -56,8 +54,9 @@ pub async fn get<R: Resource>(store: &UserStore, call: Call) -> Result<Response<
     versioned(StatusCode::OK, record)
 }
 
-pub async fn list<R: Resource>(store: &UserStore, call: Call) -> Result<Response<Body>, ApiError> {
-    let page = store.list::<R::Summary>(call.identity()?, &call.page()?).await?;
+/// One page of the caller's list; `S` is the list entry (what the list index projects).
+pub async fn list<S: Serialize + DeserializeOwned>(store: &UserStore, call: Call) -> Result<Response<Body>, ApiError> {
+    let page = store.list::<S>(call.identity()?, &call.page()?).await?;
     json(StatusCode::OK, &page)
 }
 

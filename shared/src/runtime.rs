@@ -19,6 +19,9 @@ pub struct Platform {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub cursors: CursorCodec,
     pub development_mode: bool,
+    /// AWS settings from the environment; `None` when every service has a local endpoint.
+    sdk_config: Option<aws_config::SdkConfig>,
+    s3_endpoint: Option<String>,
 }
 
 impl Platform {
@@ -27,8 +30,28 @@ impl Platform {
         let auth = AuthConfig::from_env(env)?;
         let cursors = CursorCodec::new(&cursor_secret(env, &auth)?);
         let verifier = Arc::new(Verifier::new(auth)?);
-        let dynamodb = dynamodb_client(env.optional("DYNAMODB_ENDPOINT")).await;
-        Ok(Self { verifier, dynamodb, cursors, development_mode })
+        let dynamodb_endpoint = env.optional("DYNAMODB_ENDPOINT");
+        let s3_endpoint = env.optional("S3_ENDPOINT");
+        let sdk_config = match (&dynamodb_endpoint, &s3_endpoint) {
+            (Some(_), Some(_)) => None,
+            _ => Some(aws_config::load_defaults(BehaviorVersion::latest()).await),
+        };
+        let dynamodb = match (dynamodb_endpoint, &sdk_config) {
+            (Some(url), _) => local_dynamodb_client(url),
+            (None, Some(sdk)) => aws_sdk_dynamodb::Client::new(sdk),
+            (None, None) => unreachable!("sdk config is loaded when an endpoint is missing"),
+        };
+        Ok(Self { verifier, dynamodb, cursors, development_mode, sdk_config, s3_endpoint })
+    }
+
+    /// The S3 client, built from the settings loaded at cold start.
+    #[cfg(feature = "s3")]
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        match (&self.s3_endpoint, &self.sdk_config) {
+            (Some(url), _) => crate::objects::local_s3_client(url),
+            (None, Some(sdk)) => aws_sdk_s3::Client::new(sdk),
+            (None, None) => unreachable!("sdk config is loaded when an endpoint is missing"),
+        }
     }
 }
 
@@ -46,18 +69,15 @@ fn cursor_secret(env: &Env, auth: &AuthConfig) -> Result<Vec<u8>, ConfigError> {
     Ok(hmac::sign(&key, b"cursor-signing-key-v1").as_ref().to_vec())
 }
 
-/// The DynamoDB client. With `DYNAMODB_ENDPOINT` (DynamoDB Local) it needs no AWS account:
-/// fixed region and dummy credentials, and no lookup of either.
-pub async fn dynamodb_client(endpoint: Option<String>) -> aws_sdk_dynamodb::Client {
-    let config = match endpoint {
-        Some(url) => aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("local", "local", None, None, "dynamodb-local"))
-            .endpoint_url(url)
-            .build(),
-        None => aws_sdk_dynamodb::Config::from(&aws_config::load_defaults(BehaviorVersion::latest()).await),
-    };
+/// A client for DynamoDB Local: no AWS account needed, fixed region and dummy credentials,
+/// and no lookup of either.
+pub fn local_dynamodb_client(endpoint: String) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "dynamodb-local"))
+        .endpoint_url(endpoint)
+        .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 

@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use infra::{
     local::{apigw_v2_event, new_request_id, request_from_event, HttpCall, LocalSettings, LocalStack},
+    s3_local::S3Local,
     tables,
     template::Template,
 };
@@ -14,9 +15,9 @@ use serde_json::Value;
 
 static TABLES: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
-pub fn dynamodb_endpoint() -> String {
-    std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
-        panic!("DYNAMODB_ENDPOINT is not set: run the tests with ./infra/test, which starts DynamoDB Local")
+fn endpoint(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with ./infra/test, which starts DynamoDB Local and S3")
     })
 }
 
@@ -72,15 +73,16 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new() -> Self {
-        let endpoint = dynamodb_endpoint();
+        let (dynamodb, s3) = (endpoint("DYNAMODB_ENDPOINT"), endpoint("S3_ENDPOINT"));
         let template = Template::load_default().expect("template.yaml parses");
         TABLES
             .get_or_init(|| async {
-                let client = shared::runtime::dynamodb_client(Some(endpoint.clone())).await;
+                let client = shared::runtime::local_dynamodb_client(dynamodb.clone());
                 tables::ensure_all(&client, &template.tables).await.expect("tables are created");
+                S3Local::ensure_buckets(&s3, &template.buckets).await.expect("buckets are created");
             })
             .await;
-        let stack = LocalStack::build(template, LocalSettings::development(endpoint)).await.expect("functions build");
+        let stack = LocalStack::build(template, LocalSettings::development(dynamodb, s3)).await.expect("functions build");
         Self { stack: Arc::new(stack) }
     }
 

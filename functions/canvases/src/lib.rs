@@ -115,7 +115,6 @@ impl Resource for Canvas {
     const BODY_MAX_BYTES: usize = DATA_MAX_BYTES + 16 * 1024;
     type Create = CreateCanvas;
     type Update = UpdateCanvas;
-    type Summary = CanvasSummary;
     type View = CanvasView;
 
     fn create(body: CreateCanvas, new: NewRecord) -> Result<Self, ApiError> {
@@ -197,7 +196,7 @@ impl Function for Canvases {
         http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
             match op {
                 Op::Create => resource::create::<Canvas>(&self.store, call).await,
-                Op::List => resource::list::<Canvas>(&self.store, call).await,
+                Op::List => resource::list::<CanvasSummary>(&self.store, call).await,
                 Op::Get => resource::get::<Canvas>(&self.store, call).await,
                 Op::Update => resource::update::<Canvas>(&self.store, call).await,
                 Op::Delete => resource::delete::<Canvas>(&self.store, call).await,

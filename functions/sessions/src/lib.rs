@@ -76,7 +76,6 @@ impl Resource for Session {
     const BODY_MAX_BYTES: usize = 4 * 1024;
     type Create = CreateSession;
     type Update = RenameSession;
-    type Summary = Session;
     type View = Session;
 
     fn create(body: CreateSession, new: NewRecord) -> Result<Self, ApiError> {

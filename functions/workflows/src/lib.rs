@@ -170,7 +170,6 @@ impl Resource for Workflow {
     const BODY_MAX_BYTES: usize = GRAPH_MAX_BYTES + 16 * 1024;
     type Create = CreateWorkflow;
     type Update = UpdateWorkflow;
-    type Summary = WorkflowSummary;
     type View = WorkflowView;
 
     fn create(body: CreateWorkflow, new: NewRecord) -> Result<Self, ApiError> {
@@ -241,7 +240,7 @@ impl Function for Workflows {
         http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
             match op {
                 Op::Create => resource::create::<Workflow>(&self.store, call).await,
-                Op::List => resource::list::<Workflow>(&self.store, call).await,
+                Op::List => resource::list::<WorkflowSummary>(&self.store, call).await,
                 Op::Get => resource::get::<Workflow>(&self.store, call).await,
                 Op::Update => resource::update::<Workflow>(&self.store, call).await,
                 Op::Delete => resource::delete::<Workflow>(&self.store, call).await,

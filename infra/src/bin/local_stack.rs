@@ -1,6 +1,7 @@
-//! `local-stack up [--port N]`: DynamoDB Local + tables + the local gateway in development mode.
-//! `local-stack exec -- <command...>`: DynamoDB Local + tables, then runs the command with
-//! `DYNAMODB_ENDPOINT` set, and stops DynamoDB Local when it ends (the test command uses this).
+//! `local-stack up [--port N]`: DynamoDB Local + S3 server + the template's tables and buckets +
+//! the local gateway in development mode.
+//! `local-stack exec -- <command...>`: the same local AWS, then runs the command with
+//! `DYNAMODB_ENDPOINT` and `S3_ENDPOINT` set, and stops it all when it ends (the tests use this).
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -8,6 +9,7 @@ use infra::{
     dynamodb_local::DynamoDbLocal,
     gateway,
     local::{LocalSettings, LocalStack},
+    s3_local::S3Local,
     tables,
     template::Template,
 };
@@ -26,24 +28,46 @@ fn flag(args: &[String], name: &str) -> Result<Option<u16>, BoxError> {
     }
 }
 
-async fn start_dynamodb(port: Option<u16>) -> Result<(DynamoDbLocal, Template), BoxError> {
-    let template = Template::load_default()?;
-    let local = DynamoDbLocal::start(port).await?;
-    let client = shared::runtime::dynamodb_client(Some(local.endpoint.clone())).await;
-    let created = tables::ensure_all(&client, &template.tables).await?;
-    eprintln!("DynamoDB Local at {} with tables: {}", local.endpoint, created.join(", "));
-    Ok((local, template))
+/// The local AWS: DynamoDB Local and an S3 server, with the template's tables and buckets.
+struct LocalAws {
+    dynamodb: DynamoDbLocal,
+    s3: S3Local,
+    template: Template,
+}
+
+impl LocalAws {
+    async fn start(dynamodb_port: Option<u16>) -> Result<Self, BoxError> {
+        let template = Template::load_default()?;
+        let (dynamodb, s3) = tokio::try_join!(DynamoDbLocal::start(dynamodb_port), S3Local::start())?;
+        let client = shared::runtime::local_dynamodb_client(dynamodb.endpoint.clone());
+        tables::ensure_all(&client, &template.tables).await?;
+        S3Local::ensure_buckets(&s3.endpoint, &template.buckets).await?;
+        eprintln!(
+            "DynamoDB Local at {} (tables: {}); S3 at {} (buckets: {})",
+            dynamodb.endpoint,
+            template.tables.iter().map(|t| t.logical_id.as_str()).collect::<Vec<_>>().join(", "),
+            s3.endpoint,
+            template.buckets.join(", ")
+        );
+        Ok(Self { dynamodb, s3, template })
+    }
+
+    async fn stop(self) {
+        self.dynamodb.stop().await;
+        self.s3.stop().await;
+    }
 }
 
 async fn up(args: &[String]) -> Result<(), BoxError> {
     shared::runtime::init_logging();
     let port = flag(args, "--port")?.unwrap_or(3000);
-    let (dynamodb, template) = start_dynamodb(flag(args, "--dynamodb-port")?).await?;
+    let aws = LocalAws::start(flag(args, "--dynamodb-port")?).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e} (pass --port to choose another)"))?;
-    let routes = template.route_keys();
-    let stack = Arc::new(LocalStack::build(template, LocalSettings::development(dynamodb.endpoint.clone())).await?);
+    let routes = aws.template.route_keys();
+    let settings = LocalSettings::development(aws.dynamodb.endpoint.clone(), aws.s3.endpoint.clone());
+    let stack = Arc::new(LocalStack::build(aws.template.clone(), settings).await?);
     let base = format!("http://127.0.0.1:{port}");
     println!("\nLocal API (development mode) at {base}");
     for route in &routes {
@@ -58,20 +82,21 @@ async fn up(args: &[String]) -> Result<(), BoxError> {
         _ = tokio::signal::ctrl_c() => eprintln!("stopping"),
         _ = terminate.recv() => eprintln!("stopping"),
     }
-    dynamodb.stop().await;
+    aws.stop().await;
     Ok(())
 }
 
 async fn exec(command: &[String]) -> Result<ExitCode, BoxError> {
     let (program, rest) = command.split_first().ok_or(USAGE)?;
-    let (dynamodb, _) = start_dynamodb(None).await?;
+    let aws = LocalAws::start(None).await?;
     let status = tokio::process::Command::new(program)
         .args(rest)
-        .env("DYNAMODB_ENDPOINT", &dynamodb.endpoint)
+        .env("DYNAMODB_ENDPOINT", &aws.dynamodb.endpoint)
+        .env("S3_ENDPOINT", &aws.s3.endpoint)
         .status()
         .await
         .map_err(|e| format!("cannot run {program}: {e}"))?;
-    dynamodb.stop().await;
+    aws.stop().await;
     Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
 }
 

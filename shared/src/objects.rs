@@ -1,0 +1,200 @@
+//! File bytes in S3, each user under their own prefix `users/<encoded user id>/`. Keys are
+//! built here only, from an [`Identity`]; the user id is percent-encoded so no user id (one
+//! containing `/`, say) can reach into another user's prefix.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::{
+    config::{BehaviorVersion, Credentials, Region},
+    presigning::PresigningConfig,
+    types::{Delete, ObjectIdentifier},
+    Client,
+};
+use serde::Serialize;
+
+use crate::{auth::Identity, error::ApiError};
+
+/// A presigned request the client makes itself, straight to S3.
+#[derive(Debug, Serialize)]
+pub struct Presigned {
+    pub method: String,
+    pub url: String,
+    /// Headers the client must send exactly as given (they are part of the signature).
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub expires_at: String,
+}
+
+#[derive(Clone)]
+pub struct UserObjects {
+    client: Client,
+    bucket: String,
+}
+
+/// What S3 holds for an object.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    pub size: u64,
+    pub content_type: Option<String>,
+}
+
+fn encode_user(user_id: &str) -> String {
+    let mut out = String::with_capacity(user_id.len());
+    for byte in user_id.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || byte == b'.' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn s3_error<E: std::fmt::Debug>(err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> ApiError {
+    use aws_sdk_s3::error::SdkError;
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ApiError::Unavailable(format!("s3: {err:?}"))
+        }
+        SdkError::ServiceError(s) if s.raw().status().as_u16() == 503 => ApiError::Unavailable(format!("s3: {err:?}")),
+        _ => ApiError::Internal(format!("s3: {err:?}")),
+    }
+}
+
+fn expiry(ttl: Duration) -> String {
+    let at = time::OffsetDateTime::from(SystemTime::now() + ttl);
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+impl UserObjects {
+    pub fn new(client: Client, bucket: String) -> Self {
+        Self { client, bucket }
+    }
+
+    /// The caller's prefix; nothing of theirs lives outside it, nothing of anyone else inside.
+    pub fn prefix(who: &Identity) -> String {
+        format!("users/{}/", encode_user(who.user_id()))
+    }
+
+    fn key(who: &Identity, name: &str) -> String {
+        format!("{}{name}", Self::prefix(who))
+    }
+
+    /// A PUT URL for exactly `size` bytes of `content_type` at the caller's `name`.
+    pub async fn upload_url(
+        &self,
+        who: &Identity,
+        name: &str,
+        content_type: &str,
+        size: u64,
+        ttl: Duration,
+    ) -> Result<Presigned, ApiError> {
+        let config = PresigningConfig::expires_in(ttl).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(Self::key(who, name))
+            .content_type(content_type)
+            .content_length(size as i64)
+            .presigned(config)
+            .await
+            .map_err(s3_error)?;
+        let mut headers: std::collections::BTreeMap<String, String> =
+            request.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        headers.insert("content-type".into(), content_type.to_owned());
+        headers.insert("content-length".into(), size.to_string());
+        Ok(Presigned { method: "PUT".into(), url: request.uri().to_owned(), headers, expires_at: expiry(ttl) })
+    }
+
+    pub async fn download_url(&self, who: &Identity, name: &str, ttl: Duration) -> Result<Presigned, ApiError> {
+        let config = PresigningConfig::expires_in(ttl).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(Self::key(who, name))
+            .presigned(config)
+            .await
+            .map_err(s3_error)?;
+        Ok(Presigned {
+            method: "GET".into(),
+            url: request.uri().to_owned(),
+            headers: request.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            expires_at: expiry(ttl),
+        })
+    }
+
+    /// Size and type of the caller's object, `None` if nothing was uploaded.
+    pub async fn stat(&self, who: &Identity, name: &str) -> Result<Option<StoredObject>, ApiError> {
+        match self.client.head_object().bucket(&self.bucket).key(Self::key(who, name)).send().await {
+            Ok(out) => Ok(Some(StoredObject {
+                size: out.content_length().unwrap_or_default().max(0) as u64,
+                content_type: out.content_type().map(str::to_owned),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(s3_error(e)),
+        }
+    }
+
+    /// Deletes the caller's object; deleting what is not there succeeds.
+    pub async fn delete(&self, who: &Identity, name: &str) -> Result<(), ApiError> {
+        self.client.delete_object().bucket(&self.bucket).key(Self::key(who, name)).send().await.map_err(s3_error)?;
+        Ok(())
+    }
+
+    /// Deletes everything under the caller's prefix. Returns how many objects were deleted.
+    pub async fn delete_all(&self, who: &Identity) -> Result<usize, ApiError> {
+        let mut deleted = 0;
+        loop {
+            // Always the first page: what was deleted is gone, so this ends when the prefix is empty.
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(Self::prefix(who))
+                .max_keys(1000)
+                .send()
+                .await
+                .map_err(s3_error)?;
+            let keys: Vec<ObjectIdentifier> = out
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+                .collect();
+            if keys.is_empty() {
+                return Ok(deleted);
+            }
+            deleted += keys.len();
+            let delete = Delete::builder().set_objects(Some(keys)).quiet(true).build().map_err(|e| ApiError::Internal(e.to_string()))?;
+            self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await.map_err(s3_error)?;
+        }
+    }
+}
+
+/// A client for a local S3 server: path-style URLs, fixed region, dummy credentials.
+pub fn local_s3_client(endpoint: &str) -> Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "s3-local"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .build();
+    Client::from_conf(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_cannot_overlap_between_users() {
+        let alice = Identity::for_tests("alice");
+        let sneaky = Identity::for_tests("alice/files");
+        assert_eq!(UserObjects::prefix(&alice), "users/alice/");
+        assert_eq!(UserObjects::prefix(&sneaky), "users/alice%2Ffiles/");
+        assert!(!UserObjects::prefix(&sneaky).starts_with(&UserObjects::prefix(&alice)));
+        assert_eq!(UserObjects::prefix(&Identity::for_tests("auth0|42")), "users/auth0%7C42/");
+    }
+}

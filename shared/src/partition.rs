@@ -1,0 +1,227 @@
+//! The whole of a user's data: their profile, and their partition in every table. Export
+//! pages through all of it; deletion removes all of it. Both only ever Query the caller's own
+//! partition key, so nothing of another user can be read or touched.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::{types::AttributeValue, Client};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
+use serde_json::Value;
+
+use crate::{
+    auth::Identity,
+    cursor::{CursorCodec, CursorKey, Page, PageRequest},
+    error::ApiError,
+    item::Timestamp,
+    store::{attr, batch_delete, dynamo_error, Item},
+};
+
+/// A table of user-owned items keyed (`user_id`, `id`).
+#[derive(Clone, Debug)]
+pub struct OwnedTable {
+    /// What its items are called in an export (`canvas`, `message`, ...).
+    pub kind: &'static str,
+    pub table: String,
+    /// Attributes that are storage details, left out of exports.
+    pub internal: &'static [&'static str],
+}
+
+/// The caller's profile, created on first use.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Profile {
+    pub user_id: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Exported {
+    pub kind: &'static str,
+    pub item: Value,
+}
+
+#[derive(Clone)]
+pub struct Partition {
+    client: Client,
+    profiles: String,
+    tables: Vec<OwnedTable>,
+    cursors: CursorCodec,
+}
+
+const EXPORT_SCOPE: &str = "export";
+const CURSOR_TABLE: &str = "table";
+
+impl Partition {
+    pub fn new(client: Client, profiles: String, tables: Vec<OwnedTable>, cursors: CursorCodec) -> Self {
+        Self { client, profiles, tables, cursors }
+    }
+
+    fn profile_key(who: &Identity) -> Item {
+        Item::from([(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()))])
+    }
+
+    async fn read_profile(&self, who: &Identity) -> Result<Option<Profile>, ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.profiles)
+            .set_key(Some(Self::profile_key(who)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        out.item
+            .map(|item| dynamo::from_item(item).map_err(|e| ApiError::Internal(format!("stored profile: {e}"))))
+            .transpose()
+    }
+
+    /// The caller's profile, created by a conditional put on first use: concurrent first
+    /// requests create it once and all see the same one.
+    pub async fn profile(&self, who: &Identity) -> Result<Profile, ApiError> {
+        if let Some(profile) = self.read_profile(who).await? {
+            return Ok(profile);
+        }
+        let profile = Profile { user_id: who.user_id().to_owned(), created_at: Timestamp::now().into_string() };
+        let item: Item = dynamo::to_item(&profile).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let created = self
+            .client
+            .put_item()
+            .table_name(&self.profiles)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#uid)")
+            .expression_attribute_names("#uid", attr::USER_ID)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(profile),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                self.read_profile(who).await?.ok_or_else(|| ApiError::Conflict("profile is being deleted, retry".into()))
+            }
+            Err(e) => Err(dynamo_error(e)),
+        }
+    }
+
+    /// One page of everything the caller owns: the profile first, then each table in turn.
+    /// The cursor says which table and where in it to resume.
+    pub async fn export(&self, who: &Identity, page: &PageRequest) -> Result<Page<Exported>, ApiError> {
+        let limit = page.limit as usize;
+        let (mut table, mut start) = match &page.cursor {
+            None => (0, None),
+            Some(cursor) => self.resume_point(who, self.cursors.decode(EXPORT_SCOPE, who, cursor)?)?,
+        };
+        let mut items = Vec::new();
+        if page.cursor.is_none() {
+            if let Some(profile) = self.read_profile(who).await? {
+                items.push(Exported { kind: "profile", item: serde_json::to_value(profile).map_err(|e| ApiError::Internal(e.to_string()))? });
+            }
+        }
+        while table < self.tables.len() {
+            let owned = &self.tables[table];
+            let out = self
+                .client
+                .query()
+                .table_name(&owned.table)
+                .key_condition_expression("#uid = :uid")
+                .expression_attribute_names("#uid", attr::USER_ID)
+                .expression_attribute_values(":uid", AttributeValue::S(who.user_id().to_owned()))
+                .limit((limit - items.len()) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(dynamo_error)?;
+            let mut last_id = None;
+            for mut item in out.items.unwrap_or_default() {
+                last_id = match item.get(attr::ID) {
+                    Some(AttributeValue::S(id)) => Some(id.clone()),
+                    _ => last_id,
+                };
+                item.remove(attr::USER_ID);
+                for name in owned.internal {
+                    item.remove(*name);
+                }
+                let item: Value = dynamo::from_item(item).map_err(|e| ApiError::Internal(format!("export: {e}")))?;
+                items.push(Exported { kind: owned.kind, item });
+            }
+            if items.len() >= limit {
+                // Resume in this table after the last item, or at the next table.
+                let next = match (out.last_evaluated_key.is_some(), last_id) {
+                    (true, Some(id)) => Some(self.cursor(who, table, Some(id))),
+                    _ if table + 1 < self.tables.len() => Some(self.cursor(who, table + 1, None)),
+                    _ => None,
+                };
+                return Ok(Page { items, next_cursor: next });
+            }
+            // DynamoDB stops a page at 1 MB: continue in the same table, else move on.
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => table += 1,
+            }
+        }
+        Ok(Page { items, next_cursor: None })
+    }
+
+    fn cursor(&self, who: &Identity, table: usize, after_id: Option<String>) -> String {
+        let mut key = CursorKey::from([(CURSOR_TABLE.to_owned(), table.to_string())]);
+        if let Some(id) = after_id {
+            key.insert(attr::ID.to_owned(), id);
+        }
+        self.cursors.encode(EXPORT_SCOPE, who, &key)
+    }
+
+    fn resume_point(&self, who: &Identity, key: CursorKey) -> Result<(usize, Option<Item>), ApiError> {
+        let table = key
+            .get(CURSOR_TABLE)
+            .and_then(|t| t.parse::<usize>().ok())
+            .filter(|t| *t < self.tables.len())
+            .ok_or_else(|| ApiError::bad_request("cursor is invalid"))?;
+        let start = key.get(attr::ID).map(|id| {
+            Item::from([
+                (attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned())),
+                (attr::ID.to_owned(), AttributeValue::S(id.clone())),
+            ])
+        });
+        Ok((table, start))
+    }
+
+    /// Deletes every item of the caller in every table, then the profile. Idempotent: if it is
+    /// interrupted, running it again finishes the job. Returns counts per kind.
+    pub async fn delete_all(&self, who: &Identity) -> Result<BTreeMap<&'static str, usize>, ApiError> {
+        let mut counts = BTreeMap::new();
+        for owned in &self.tables {
+            let mut deleted = 0;
+            loop {
+                // Always from the start: what was deleted is gone, so this ends when the partition is empty.
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&owned.table)
+                    .key_condition_expression("#uid = :uid")
+                    .projection_expression("#uid, #id")
+                    .expression_attribute_names("#uid", attr::USER_ID)
+                    .expression_attribute_names("#id", attr::ID)
+                    .expression_attribute_values(":uid", AttributeValue::S(who.user_id().to_owned()))
+                    .send()
+                    .await
+                    .map_err(dynamo_error)?;
+                let keys = out.items.unwrap_or_default();
+                if keys.is_empty() {
+                    break;
+                }
+                deleted += keys.len();
+                batch_delete(&self.client, &owned.table, keys).await?;
+            }
+            counts.insert(owned.kind, deleted);
+        }
+        let profile = self
+            .client
+            .delete_item()
+            .table_name(&self.profiles)
+            .set_key(Some(Self::profile_key(who)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        counts.insert("profile", usize::from(profile.attributes.is_some()));
+        Ok(counts)
+    }
+}
