@@ -56,12 +56,10 @@ async fn invoke(stack: &LocalStack, parts: &axum::http::request::Parts, body: &[
     let Some((function, route, params)) = stack.route(method, path) else {
         return plain_json(StatusCode::NOT_FOUND, json!({"message": "Not Found"}));
     };
-    let headers = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    let call = HttpCall { method, raw_path: path, raw_query: parts.uri.query().unwrap_or(""), headers, body: Some(body) };
+    let headers =
+        parts.headers.iter().filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))).collect();
+    let call =
+        HttpCall { method, raw_path: path, raw_query: parts.uri.query().unwrap_or(""), headers, body: Some(body) };
     let event = apigw_v2_event(&call, route, &params, &new_request_id());
     let request = match request_from_event(&event) {
         Ok(r) => r,
@@ -83,9 +81,8 @@ fn dev_token(stack: &LocalStack, body: &[u8]) -> AxumResponse {
     let user = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("user").and_then(|u| u.as_str()).map(str::to_owned));
-    let valid = |u: &str| {
-        (1..=64).contains(&u.len()) && u.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
-    };
+    let valid =
+        |u: &str| (1..=64).contains(&u.len()) && u.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
     match user {
         Some(user) if valid(&user) => plain_json(
             StatusCode::OK,

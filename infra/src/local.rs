@@ -77,7 +77,11 @@ pub struct LocalStack {
 
 /// A function's environment as CloudFormation would resolve it, with local values:
 /// tables are named by their logical id, parameters take local settings or their defaults.
-pub fn local_environment(spec: &FunctionSpec, template: &Template, settings: &LocalSettings) -> BTreeMap<String, String> {
+pub fn local_environment(
+    spec: &FunctionSpec,
+    template: &Template,
+    settings: &LocalSettings,
+) -> BTreeMap<String, String> {
     let mut parameters = template.parameters.clone();
     parameters.insert("JwtSecret".into(), settings.jwt_secret.clone());
     parameters.insert("JwtIssuer".into(), settings.issuer.clone());
@@ -133,7 +137,10 @@ impl LocalStack {
         let mut functions = Vec::new();
         for spec in &template.functions {
             let build = builder(&spec.binary).ok_or_else(|| {
-                format!("template function {} (binary {}) has no handler in infra/src/local.rs", spec.logical_id, spec.binary)
+                format!(
+                    "template function {} (binary {}) has no handler in infra/src/local.rs",
+                    spec.logical_id, spec.binary
+                )
             })?;
             let env = Env::from_map(local_environment(spec, &template, &settings).into_iter().collect());
             let platform = Platform::from_env(&env).await.map_err(|e| format!("{}: {e}", spec.logical_id))?;
@@ -187,7 +194,12 @@ pub struct HttpCall<'a> {
 }
 
 /// Builds the API Gateway HTTP API v2 event JSON for a matched route.
-pub fn apigw_v2_event(call: &HttpCall<'_>, route: &HttpRoute, params: &BTreeMap<String, String>, request_id: &str) -> Value {
+pub fn apigw_v2_event(
+    call: &HttpCall<'_>,
+    route: &HttpRoute,
+    params: &BTreeMap<String, String>,
+    request_id: &str,
+) -> Value {
     let mut headers = serde_json::Map::new();
     let mut cookies = Vec::new();
     for (name, value) in &call.headers {

@@ -1,7 +1,10 @@
 //! A real S3-compatible server on localhost (moto's server, from PyPI, installed into .venv by
 //! `infra/bootstrap.sh`), so presigned URLs are exercised with real HTTP, never a mock.
 
-use std::{process::Stdio, time::{Duration, Instant}};
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use tokio::process::{Child, Command};
 
@@ -61,7 +64,12 @@ impl S3Local {
         for id in logical_ids {
             let name = bucket_name(id);
             if client.head_bucket().bucket(&name).send().await.is_err() {
-                client.create_bucket().bucket(&name).send().await.map_err(|e| format!("create bucket {name}: {e:?}"))?;
+                client
+                    .create_bucket()
+                    .bucket(&name)
+                    .send()
+                    .await
+                    .map_err(|e| format!("create bucket {name}: {e:?}"))?;
             }
         }
         Ok(())

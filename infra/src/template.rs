@@ -150,9 +150,7 @@ fn variables(function_props: Option<&Value>) -> BTreeMap<String, EnvValue> {
         .and_then(|p| get(p, "Environment"))
         .and_then(|e| get(e, "Variables"))
         .and_then(Value::as_mapping)
-        .map(|vars| {
-            vars.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), env_value(v)))).collect()
-        })
+        .map(|vars| vars.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), env_value(v)))).collect())
         .unwrap_or_default()
 }
 

@@ -135,7 +135,10 @@ impl AuthConfig {
             if !usable {
                 return Err(ConfigError::invalid(
                     "JWT_ALGORITHMS",
-                    format!("{alg:?} needs {}", if alg.family() == jsonwebtoken::AlgorithmFamily::Hmac { "JWT_SECRET" } else { "JWKS_URL" }),
+                    format!(
+                        "{alg:?} needs {}",
+                        if alg.family() == jsonwebtoken::AlgorithmFamily::Hmac { "JWT_SECRET" } else { "JWKS_URL" }
+                    ),
                 ));
             }
         }
@@ -238,8 +241,11 @@ fn refuse_key_bearing_headers(header: &Header) -> Result<(), AuthError> {
     }
 }
 
+/// A verification key and the algorithm its JWK declares, if any.
+type CachedKey = (Option<KeyAlgorithm>, Arc<DecodingKey>);
+
 struct CachedKeys {
-    keys: HashMap<String, (Option<KeyAlgorithm>, Arc<DecodingKey>)>,
+    keys: HashMap<String, CachedKey>,
     fetched_at: Option<Instant>,
 }
 
@@ -271,7 +277,7 @@ impl JwksCache {
         })
     }
 
-    fn lookup(&self, kid: &str) -> (Option<(Option<KeyAlgorithm>, Arc<DecodingKey>)>, bool) {
+    fn lookup(&self, kid: &str) -> (Option<CachedKey>, bool) {
         let cached = self.cached.read().expect("jwks lock poisoned");
         let stale = cached.fetched_at.is_none_or(|t| t.elapsed() > self.max_age);
         (cached.keys.get(kid).cloned(), stale)
@@ -314,7 +320,7 @@ impl JwksCache {
         }
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, (Option<KeyAlgorithm>, Arc<DecodingKey>)>, String> {
+    async fn fetch(&self) -> Result<HashMap<String, CachedKey>, String> {
         let set: JwkSet = self
             .http
             .get(&self.url)

@@ -2,8 +2,6 @@
 //! transaction that also touches the parent, listed in creation order in one Query, and purged
 //! with the parent.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::{
     operation::transact_write_items::TransactWriteItemsError,
     types::{AttributeValue, Put, TransactWriteItem, Update},
@@ -17,7 +15,7 @@ use crate::{
     cursor::{CursorCodec, CursorKey, PageRequest},
     error::ApiError,
     item::Timestamp,
-    store::{attr, batch_delete, dynamo_error, from_item, HasId, Item, UserStore},
+    store::{attr, batch_delete, dynamo_error, from_item, user_query, HasId, Item, ResumeKey, UserStore},
 };
 
 /// A child table: `user_id` (HASH) + `id` (RANGE), and an index whose HASH is `user_id` and
@@ -135,25 +133,14 @@ impl ChildStore {
         parent_id: &str,
         page: &PageRequest,
     ) -> Result<ChildPage<T>, ApiError> {
-        let c = &self.collection;
         let scope = self.scope(parent_id);
-        let start = match &page.cursor {
-            Some(cursor) => {
-                let key = self.cursors.decode(&scope, who, cursor)?;
-                Some(self.start_key(who, parent_id, key)?)
-            }
-            None => None,
+        let resume = ResumeKey([attr::ID, self.collection.order_attr]);
+        let inside_parent = |key: &CursorKey| {
+            key.get(self.collection.order_attr).is_some_and(|o| o.starts_with(&Self::order_key(parent_id, "")))
         };
+        let start = resume.decode(&self.cursors, &scope, who, page.cursor.as_deref(), inside_parent)?;
         let out = self
-            .client
-            .query()
-            .table_name(&c.table)
-            .index_name(c.index)
-            .key_condition_expression("#uid = :uid AND begins_with(#order, :parent)")
-            .expression_attribute_names("#uid", attr::USER_ID)
-            .expression_attribute_names("#order", c.order_attr)
-            .expression_attribute_values(":uid", AttributeValue::S(who.user_id().to_owned()))
-            .expression_attribute_values(":parent", AttributeValue::S(Self::order_key(parent_id, "")))
+            .children_query(who, parent_id)
             .scan_index_forward(true)
             .limit(page.limit as i32 + 1)
             .set_exclusive_start_key(start)
@@ -164,7 +151,7 @@ impl ChildStore {
         let more = items.len() > page.limit as usize || out.last_evaluated_key.is_some();
         items.truncate(page.limit as usize);
         let poll_cursor = match items.last() {
-            Some(last) => Some(self.cursors.encode(&scope, who, &self.cursor_key(last))),
+            Some(last) => Some(self.cursors.encode(&scope, who, &resume.of(last))),
             None => page.cursor.clone(),
         };
         let next_cursor = if more { poll_cursor.clone() } else { None };
@@ -175,29 +162,21 @@ impl ChildStore {
     /// Deletes every child of `parent_id`. Idempotent: a retry after an interruption removes
     /// what is left. Returns how many were deleted.
     pub async fn purge(&self, who: &Identity, parent_id: &str) -> Result<usize, ApiError> {
-        let c = &self.collection;
+        let table = &self.collection.table;
         let mut deleted = 0;
         let mut start = None;
         loop {
             let out = self
-                .client
-                .query()
-                .table_name(&c.table)
-                .index_name(c.index)
-                .key_condition_expression("#uid = :uid AND begins_with(#order, :parent)")
+                .children_query(who, parent_id)
                 .projection_expression("#uid, #id")
-                .expression_attribute_names("#uid", attr::USER_ID)
                 .expression_attribute_names("#id", attr::ID)
-                .expression_attribute_names("#order", c.order_attr)
-                .expression_attribute_values(":uid", AttributeValue::S(who.user_id().to_owned()))
-                .expression_attribute_values(":parent", AttributeValue::S(Self::order_key(parent_id, "")))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(dynamo_error)?;
             let keys = out.items.unwrap_or_default();
             deleted += keys.len();
-            batch_delete(&self.client, &c.table, keys).await?;
+            batch_delete(&self.client, table, keys).await?;
             match out.last_evaluated_key {
                 Some(key) => start = Some(key),
                 None => return Ok(deleted),
@@ -210,26 +189,15 @@ impl ChildStore {
         item
     }
 
-    fn cursor_key(&self, item: &Item) -> CursorKey {
-        [attr::ID, self.collection.order_attr]
-            .into_iter()
-            .filter_map(|name| match item.get(name) {
-                Some(AttributeValue::S(v)) => Some((name.to_owned(), v.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn start_key(&self, who: &Identity, parent_id: &str, key: CursorKey) -> Result<Item, ApiError> {
-        let order = self.collection.order_attr;
-        let valid = key.len() == 2
-            && key.contains_key(attr::ID)
-            && key.get(order).is_some_and(|o| o.starts_with(&Self::order_key(parent_id, "")));
-        if !valid {
-            return Err(ApiError::bad_request("cursor is invalid"));
-        }
-        let mut start: HashMap<String, AttributeValue> = key.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect();
-        start.insert(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()));
-        Ok(start)
+    /// A Query for the caller's children of `parent_id`, on the ordering index.
+    fn children_query(
+        &self,
+        who: &Identity,
+        parent_id: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        user_query(&self.client, &self.collection.table, who, "#uid = :uid AND begins_with(#order, :parent)")
+            .index_name(self.collection.index)
+            .expression_attribute_names("#order", self.collection.order_attr)
+            .expression_attribute_values(":parent", AttributeValue::S(Self::order_key(parent_id, "")))
     }
 }

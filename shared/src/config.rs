@@ -9,9 +9,7 @@ pub enum ConfigError {
     Missing(String),
     #[error("invalid environment variable {name}: {reason}")]
     Invalid { name: String, reason: String },
-    #[error(
-        "DEVELOPMENT_MODE=true is refused in a deployed function: it is for the local gateway only"
-    )]
+    #[error("DEVELOPMENT_MODE=true is refused in a deployed function: it is for the local gateway only")]
     DevelopmentModeDeployed,
 }
 
@@ -23,9 +21,11 @@ impl ConfigError {
 
 /// Where configuration comes from: the process environment in Lambda, a per-function map in
 /// the local gateway (which hosts every function in one process) and in tests.
+type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Env {
-    lookup: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Lookup,
 }
 
 impl Env {
@@ -107,7 +107,8 @@ mod tests {
     fn development_mode_is_refused_when_deployed() {
         let deployed = env(&[("DEVELOPMENT_MODE", "true"), ("AWS_LAMBDA_FUNCTION_NAME", "fn")]);
         assert_eq!(development_mode(&deployed), Err(ConfigError::DevelopmentModeDeployed));
-        let sam_local = env(&[("DEVELOPMENT_MODE", "true"), ("AWS_LAMBDA_FUNCTION_NAME", "fn"), ("AWS_SAM_LOCAL", "true")]);
+        let sam_local =
+            env(&[("DEVELOPMENT_MODE", "true"), ("AWS_LAMBDA_FUNCTION_NAME", "fn"), ("AWS_SAM_LOCAL", "true")]);
         assert_eq!(development_mode(&sam_local), Ok(true));
         assert_eq!(development_mode(&env(&[("DEVELOPMENT_MODE", "true")])), Ok(true));
         assert_eq!(development_mode(&env(&[])), Ok(false));

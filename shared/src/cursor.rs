@@ -48,7 +48,8 @@ impl CursorCodec {
     }
 
     pub fn decode(&self, scope: &str, who: &Identity, cursor: &str) -> Result<CursorKey, ApiError> {
-        let invalid = || ApiError::bad_request("cursor is invalid: pass back the `next_cursor` of a previous page unchanged");
+        let invalid =
+            || ApiError::bad_request("cursor is invalid: pass back the `next_cursor` of a previous page unchanged");
         if cursor.len() > MAX_CURSOR_LEN {
             return Err(invalid());
         }

@@ -6,8 +6,8 @@
 use std::{collections::BTreeMap, future::Future, time::Instant};
 
 use lambda_http::{
-    aws_lambda_events::apigw::ApiGatewayV2httpRequestContext, http::StatusCode, request::RequestContext, Body,
-    Request, RequestExt, Response,
+    aws_lambda_events::apigw::ApiGatewayV2httpRequestContext, http::StatusCode, request::RequestContext, Body, Request,
+    RequestExt, Response,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -218,7 +218,12 @@ fn authorizer_agrees(request: &Request, identity: &Identity) -> bool {
 
 /// Runs one request through routing, authentication and the handler, and always answers:
 /// errors become problem+json here, never a runtime error.
-pub async fn serve<Op, F, Fut>(verifier: &Verifier, routes: &[Route<Op>], request: Request, handler: F) -> Response<Body>
+pub async fn serve<Op, F, Fut>(
+    verifier: &Verifier,
+    routes: &[Route<Op>],
+    request: Request,
+    handler: F,
+) -> Response<Body>
 where
     Op: Copy,
     F: FnOnce(Op, Call) -> Fut,
@@ -262,7 +267,13 @@ fn unauthorized(request_id: &str, route: &str, reason: AuthError, started: Insta
     err.to_response(request_id)
 }
 
-fn log_outcome(request_id: &str, route: &str, user_id: Option<&str>, outcome: Result<StatusCode, &ApiError>, started: Instant) {
+fn log_outcome(
+    request_id: &str,
+    route: &str,
+    user_id: Option<&str>,
+    outcome: Result<StatusCode, &ApiError>,
+    started: Instant,
+) {
     let latency_us = started.elapsed().as_micros() as u64;
     let user_id = user_id.unwrap_or("-");
     match outcome {
@@ -270,7 +281,9 @@ fn log_outcome(request_id: &str, route: &str, user_id: Option<&str>, outcome: Re
         Err(e) if e.status().is_server_error() => {
             tracing::error!(request_id, route, status = e.status().as_u16(), latency_us, user_id, error = %e, "request failed")
         }
-        Err(e) => tracing::info!(request_id, route, status = e.status().as_u16(), latency_us, user_id, error = %e, "request refused"),
+        Err(e) => {
+            tracing::info!(request_id, route, status = e.status().as_u16(), latency_us, user_id, error = %e, "request refused")
+        }
     }
 }
 

@@ -49,7 +49,9 @@ fn encode_user(user_id: &str) -> String {
     out
 }
 
-fn s3_error<E: std::fmt::Debug>(err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> ApiError {
+fn s3_error<E: std::fmt::Debug>(
+    err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> ApiError {
     use aws_sdk_s3::error::SdkError;
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -166,7 +168,11 @@ impl UserObjects {
                 return Ok(deleted);
             }
             deleted += keys.len();
-            let delete = Delete::builder().set_objects(Some(keys)).quiet(true).build().map_err(|e| ApiError::Internal(e.to_string()))?;
+            let delete = Delete::builder()
+                .set_objects(Some(keys))
+                .quiet(true)
+                .build()
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await.map_err(s3_error)?;
         }
     }

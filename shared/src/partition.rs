@@ -14,7 +14,7 @@ use crate::{
     cursor::{CursorCodec, CursorKey, Page, PageRequest},
     error::ApiError,
     item::Timestamp,
-    store::{attr, batch_delete, dynamo_error, Item},
+    store::{attr, batch_delete, dynamo_error, user_query, Item},
 };
 
 /// A table of user-owned items keyed (`user_id`, `id`).
@@ -94,9 +94,10 @@ impl Partition {
             .await;
         match created {
             Ok(_) => Ok(profile),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                self.read_profile(who).await?.ok_or_else(|| ApiError::Conflict("profile is being deleted, retry".into()))
-            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => self
+                .read_profile(who)
+                .await?
+                .ok_or_else(|| ApiError::Conflict("profile is being deleted, retry".into())),
             Err(e) => Err(dynamo_error(e)),
         }
     }
@@ -112,18 +113,15 @@ impl Partition {
         let mut items = Vec::new();
         if page.cursor.is_none() {
             if let Some(profile) = self.read_profile(who).await? {
-                items.push(Exported { kind: "profile", item: serde_json::to_value(profile).map_err(|e| ApiError::Internal(e.to_string()))? });
+                items.push(Exported {
+                    kind: "profile",
+                    item: serde_json::to_value(profile).map_err(|e| ApiError::Internal(e.to_string()))?,
+                });
             }
         }
         while table < self.tables.len() {
             let owned = &self.tables[table];
-            let out = self
-                .client
-                .query()
-                .table_name(&owned.table)
-                .key_condition_expression("#uid = :uid")
-                .expression_attribute_names("#uid", attr::USER_ID)
-                .expression_attribute_values(":uid", AttributeValue::S(who.user_id().to_owned()))
+            let out = user_query(&self.client, &owned.table, who, "#uid = :uid")
                 .limit((limit - items.len()) as i32)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -191,15 +189,9 @@ impl Partition {
             let mut deleted = 0;
             loop {
                 // Always from the start: what was deleted is gone, so this ends when the partition is empty.
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&owned.table)
-                    .key_condition_expression("#uid = :uid")
+                let out = user_query(&self.client, &owned.table, who, "#uid = :uid")
                     .projection_expression("#uid, #id")
-                    .expression_attribute_names("#uid", attr::USER_ID)
                     .expression_attribute_names("#id", attr::ID)
-                    .expression_attribute_values(":uid", AttributeValue::S(who.user_id().to_owned()))
                     .send()
                     .await
                     .map_err(dynamo_error)?;

@@ -91,9 +91,39 @@ impl Changes {
         self
     }
 
+    /// A PATCH field that cannot be cleared: absent keeps it, `null` is refused; `check`
+    /// validates the value and gives what is stored.
+    pub fn patch_required<T, U: Serialize>(
+        self,
+        name: &'static str,
+        value: Option<Option<T>>,
+        check: impl FnOnce(T) -> Result<U, ApiError>,
+    ) -> Result<Self, ApiError> {
+        match value {
+            None => Ok(self),
+            Some(None) => Err(ApiError::bad_request(format!("{name} cannot be null"))),
+            Some(Some(v)) => self.set(name, &check(v)?),
+        }
+    }
+
+    /// A PATCH field that may be cleared: absent keeps it, `null` removes it.
+    pub fn patch_optional<T, U: Serialize>(
+        self,
+        name: &'static str,
+        value: Option<Option<T>>,
+        check: impl FnOnce(T) -> Result<U, ApiError>,
+    ) -> Result<Self, ApiError> {
+        match value {
+            None => Ok(self),
+            Some(None) => Ok(self.remove(name)),
+            Some(Some(v)) => self.set(name, &check(v)?),
+        }
+    }
+
     /// Applies the changes only while `attr` is one of `allowed` (a state transition).
     pub fn only_if(mut self, attr: &'static str, allowed: &[&str], refusal: impl Into<String>) -> Self {
-        self.guard = Some(Guard { attr, allowed: allowed.iter().map(|s| (*s).to_owned()).collect(), refusal: refusal.into() });
+        self.guard =
+            Some(Guard { attr, allowed: allowed.iter().map(|s| (*s).to_owned()).collect(), refusal: refusal.into() });
         self
     }
 
@@ -265,22 +295,11 @@ impl UserStore {
     /// One page of the caller's items, newest `list_sort_key` first, from the list index.
     pub async fn list<T: DeserializeOwned>(&self, who: &Identity, page: &PageRequest) -> Result<Page<T>, ApiError> {
         let c = &self.collection;
-        let start = match &page.cursor {
-            Some(cursor) => {
-                let key = self.cursors.decode(c.scope, who, cursor)?;
-                Some(self.start_key(who, key)?)
-            }
-            None => None,
-        };
+        let resume = ResumeKey([attr::ID, c.list_sort_key]);
+        let start = resume.decode(&self.cursors, c.scope, who, page.cursor.as_deref(), |_| true)?;
         // One item more than asked tells whether another page exists without a second call.
-        let out = self
-            .client
-            .query()
-            .table_name(&c.table)
+        let out = user_query(&self.client, &c.table, who, "#uid = :uid")
             .index_name(c.list_index)
-            .key_condition_expression("#uid = :uid")
-            .expression_attribute_names("#uid", attr::USER_ID)
-            .expression_attribute_values(":uid", AttributeValue::S(who.user_id().to_owned()))
             .scan_index_forward(false)
             .limit(page.limit as i32 + 1)
             .set_exclusive_start_key(start)
@@ -297,29 +316,9 @@ impl UserStore {
         } else {
             None
         };
-        let next_cursor = resume_at.map(|item| self.cursors.encode(c.scope, who, &self.cursor_key(&item)));
+        let next_cursor = resume_at.map(|item| self.cursors.encode(c.scope, who, &resume.of(&item)));
         let items = items.into_iter().map(from_item).collect::<Result<Vec<T>, _>>()?;
         Ok(Page { items, next_cursor })
-    }
-
-    fn cursor_key(&self, item: &Item) -> CursorKey {
-        [attr::ID, self.collection.list_sort_key]
-            .into_iter()
-            .filter_map(|name| match item.get(name) {
-                Some(AttributeValue::S(v)) => Some((name.to_owned(), v.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn start_key(&self, who: &Identity, key: CursorKey) -> Result<Item, ApiError> {
-        let expected = [attr::ID, self.collection.list_sort_key];
-        if key.len() != expected.len() || !expected.iter().all(|k| key.contains_key(*k)) {
-            return Err(ApiError::bad_request("cursor is invalid"));
-        }
-        let mut start: Item = key.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect();
-        start.insert(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()));
-        Ok(start)
     }
 
     /// The condition of a write to an existing item; adds the names and values it uses.
@@ -360,6 +359,59 @@ impl UserStore {
             (_, Some(refusal)) => ApiError::Conflict(refusal),
             _ => self.not_found(),
         }
+    }
+}
+
+/// A Query on the caller's partition: `#uid`/`:uid` are bound to the identity's user id, and
+/// `key_condition` must start with `#uid = :uid`.
+pub(crate) fn user_query(
+    client: &Client,
+    table: &str,
+    who: &Identity,
+    key_condition: &str,
+) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    debug_assert!(key_condition.starts_with("#uid = :uid"));
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression(key_condition)
+        .expression_attribute_names("#uid", attr::USER_ID)
+        .expression_attribute_values(":uid", AttributeValue::S(who.user_id().to_owned()))
+}
+
+/// Where a paged Query resumes: the key attributes (besides `user_id`) of the last item.
+pub(crate) struct ResumeKey<'a>(pub [&'a str; 2]);
+
+impl ResumeKey<'_> {
+    /// The cursor key of an item.
+    pub(crate) fn of(&self, item: &Item) -> CursorKey {
+        self.0
+            .iter()
+            .filter_map(|name| match item.get(*name) {
+                Some(AttributeValue::S(v)) => Some(((*name).to_owned(), v.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The `ExclusiveStartKey` of a cursor, in the caller's partition. `valid` checks the
+    /// values (a child cursor must stay inside its parent).
+    pub(crate) fn decode(
+        &self,
+        cursors: &CursorCodec,
+        scope: &str,
+        who: &Identity,
+        cursor: Option<&str>,
+        valid: impl Fn(&CursorKey) -> bool,
+    ) -> Result<Option<Item>, ApiError> {
+        let Some(cursor) = cursor else { return Ok(None) };
+        let key = cursors.decode(scope, who, cursor)?;
+        if key.len() != self.0.len() || !self.0.iter().all(|k| key.contains_key(*k)) || !valid(&key) {
+            return Err(ApiError::bad_request("cursor is invalid"));
+        }
+        let mut start: Item = key.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect();
+        start.insert(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()));
+        Ok(Some(start))
     }
 }
 
@@ -408,17 +460,15 @@ pub(crate) async fn batch_delete(client: &Client, table: &str, keys: Vec<Item>) 
         let mut requests = chunk
             .iter()
             .map(|key| {
-                let delete = DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(|e| ApiError::Internal(e.to_string()))?;
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key.clone()))
+                    .build()
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
                 Ok(WriteRequest::builder().delete_request(delete).build())
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         for attempt in 0u32.. {
-            let out = client
-                .batch_write_item()
-                .request_items(table, requests)
-                .send()
-                .await
-                .map_err(dynamo_error)?;
+            let out = client.batch_write_item().request_items(table, requests).send().await.map_err(dynamo_error)?;
             requests = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
             if requests.is_empty() {
                 break;
@@ -453,7 +503,11 @@ where
                     | "InternalServerError"
                     | "ServiceUnavailable"
                     | "LimitExceededException",
-                ) => ApiError::Unavailable(format!("{}: {}", e.code().unwrap_or_default(), e.message().unwrap_or_default())),
+                ) => ApiError::Unavailable(format!(
+                    "{}: {}",
+                    e.code().unwrap_or_default(),
+                    e.message().unwrap_or_default()
+                )),
                 Some("TransactionConflictException") => {
                     ApiError::Conflict("a concurrent request changed this item, retry".into())
                 }
@@ -466,4 +520,3 @@ where
         _ => ApiError::Internal(format!("{err:?}")),
     }
 }
-

@@ -82,7 +82,8 @@ impl Harness {
                 S3Local::ensure_buckets(&s3, &template.buckets).await.expect("buckets are created");
             })
             .await;
-        let stack = LocalStack::build(template, LocalSettings::development(dynamodb, s3)).await.expect("functions build");
+        let stack =
+            LocalStack::build(template, LocalSettings::development(dynamodb, s3)).await.expect("functions build");
         Self { stack: Arc::new(stack) }
     }
 
@@ -96,7 +97,13 @@ impl Harness {
     }
 
     /// Calls the function serving `method path?query` as Lambda would be called.
-    pub async fn send(&self, method: &str, path_and_query: &str, headers: Vec<(String, String)>, body: Option<&[u8]>) -> Reply {
+    pub async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: Vec<(String, String)>,
+        body: Option<&[u8]>,
+    ) -> Reply {
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let Some((function, route, params)) = self.stack.route(method, path) else {
             panic!("no route for {method} {path} in template.yaml");
@@ -134,7 +141,14 @@ impl Harness {
         self.send(method, path, headers, bytes.as_deref()).await
     }
 
-    pub async fn call_with(&self, user: &User, method: &str, path: &str, extra: &[(&str, &str)], body: Option<Value>) -> Reply {
+    pub async fn call_with(
+        &self,
+        user: &User,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
         let mut headers = vec![Self::auth(user), ("content-type".into(), "application/json".into())];
         headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let bytes = body.map(|b| b.to_string().into_bytes());

@@ -12,14 +12,27 @@ async fn populate(h: &Harness, user: &User, tag: &str) {
         let r = h.call(Some(user), "POST", "/canvases", Some(json!({"name": format!("{tag} canvas {i}")}))).await;
         assert_eq!(r.status, 201);
     }
-    let sid = h.call(Some(user), "POST", "/sessions", Some(json!({"title": tag}))).await.json()["id"].as_str().unwrap().to_owned();
+    let sid = h.call(Some(user), "POST", "/sessions", Some(json!({"title": tag}))).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for i in 0..4 {
-        let r = h.call(Some(user), "POST", &format!("/sessions/{sid}/messages"), Some(json!({"role": "user", "content": format!("{tag} {i}")}))).await;
+        let r = h
+            .call(
+                Some(user),
+                "POST",
+                &format!("/sessions/{sid}/messages"),
+                Some(json!({"role": "user", "content": format!("{tag} {i}")})),
+            )
+            .await;
         assert_eq!(r.status, 201);
     }
     let r = h.call(Some(user), "POST", "/workflows", Some(json!({"name": tag, "graph": {"1": {}}}))).await;
     assert_eq!(r.status, 201);
-    let file = h.call(Some(user), "POST", "/files", Some(json!({"name": "a.txt", "content_type": "text/plain", "size": 5}))).await.json();
+    let file = h
+        .call(Some(user), "POST", "/files", Some(json!({"name": "a.txt", "content_type": "text/plain", "size": 5})))
+        .await
+        .json();
     let upload = &file["upload"];
     let status = reqwest::Client::new()
         .put(upload["url"].as_str().unwrap())
@@ -73,10 +86,13 @@ async fn futures_join(h: &Harness, user: &User) -> Vec<Value> {
         h.call(Some(user), "GET", "/me", None),
         h.call(Some(user), "GET", "/me", None),
     );
-    [a, b, c, d].iter().map(|r| {
-        assert_eq!(r.status, 200, "{}", r.text());
-        r.json()
-    }).collect()
+    [a, b, c, d]
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.json()
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -88,7 +104,9 @@ async fn export_returns_everything_across_pages_and_nothing_of_others() {
     let (items, pages) = export_all(&h, &alice, 3).await;
     assert!(pages >= 4, "small pages: {pages}");
     let expected: BTreeMap<String, usize> =
-        [("canvas", 3), ("file", 1), ("message", 4), ("profile", 1), ("session", 1), ("workflow", 1)].map(|(k, v)| (k.to_owned(), v)).into();
+        [("canvas", 3), ("file", 1), ("message", 4), ("profile", 1), ("session", 1), ("workflow", 1)]
+            .map(|(k, v)| (k.to_owned(), v))
+            .into();
     assert_eq!(kinds(&items), expected);
     let text = serde_json::to_string(&items).unwrap();
     assert!(!text.contains("bob"), "nothing of bob's");
@@ -108,7 +126,10 @@ async fn deleting_me_removes_everything_of_mine_and_nothing_of_bobs() {
     let r = h.call(Some(&alice), "DELETE", "/me", None).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let deleted = r.json()["deleted"].clone();
-    assert_eq!(deleted, json!({"canvas": 3, "file": 1, "message": 4, "object": 1, "profile": 1, "session": 1, "workflow": 1}));
+    assert_eq!(
+        deleted,
+        json!({"canvas": 3, "file": 1, "message": 4, "object": 1, "profile": 1, "session": 1, "workflow": 1})
+    );
 
     for path in ["/canvases", "/sessions", "/workflows", "/files"] {
         assert!(h.list_all(&alice, path, 50).await.0.is_empty(), "{path} still has alice's items");
@@ -118,7 +139,11 @@ async fn deleting_me_removes_everything_of_mine_and_nothing_of_bobs() {
     assert!(again["deleted"].as_object().unwrap().values().all(|v| v == 0), "{again}");
 
     let bob_after = export_all(&h, &bob, 100).await.0;
-    assert_eq!(serde_json::to_string(&bob_before).unwrap(), serde_json::to_string(&bob_after).unwrap(), "bob's data is byte-for-byte intact");
+    assert_eq!(
+        serde_json::to_string(&bob_before).unwrap(),
+        serde_json::to_string(&bob_after).unwrap(),
+        "bob's data is byte-for-byte intact"
+    );
     let bob_file = bob_after.iter().find(|i| i["kind"] == "file").unwrap()["item"]["id"].as_str().unwrap().to_owned();
     let done = h.call(Some(&bob), "POST", &format!("/files/{bob_file}/complete"), None).await;
     assert_eq!(done.status, 200, "bob's object is still in S3: {}", done.text());

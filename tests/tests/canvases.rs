@@ -24,7 +24,12 @@ async fn lifecycle_create_get_update_delete() {
     let h = Harness::new().await;
     let alice = h.user("alice");
     let created = h
-        .call(Some(&alice), "POST", "/canvases", Some(json!({"name": "Plan", "description": "d", "data": {"shapes": [1, 2]}})))
+        .call(
+            Some(&alice),
+            "POST",
+            "/canvases",
+            Some(json!({"name": "Plan", "description": "d", "data": {"shapes": [1, 2]}})),
+        )
         .await;
     assert_eq!(created.status, 201, "{}", created.text());
     assert_eq!(created.header("etag"), Some("\"1\""));
@@ -41,7 +46,13 @@ async fn lifecycle_create_get_update_delete() {
     assert_eq!(got.json(), canvas);
 
     let updated = h
-        .call_with(&alice, "PATCH", &format!("/canvases/{cid}"), &[("if-match", "\"1\"")], Some(json!({"name": "Plan B", "description": null})))
+        .call_with(
+            &alice,
+            "PATCH",
+            &format!("/canvases/{cid}"),
+            &[("if-match", "\"1\"")],
+            Some(json!({"name": "Plan B", "description": null})),
+        )
         .await;
     assert_eq!(updated.status, 200, "{}", updated.text());
     let after = updated.json();
@@ -108,8 +119,14 @@ async fn optimistic_concurrency() {
     let stale_delete = h.call_with(&alice, "DELETE", &path, &[("if-match", "\"1\"")], None).await;
     stale_delete.assert_problem(412);
     let current = h.call(Some(&alice), "GET", &path, None).await.json();
-    assert_eq!((current["name"].as_str(), current["version"].as_u64()), (Some("v2"), Some(2)), "the lost writes changed nothing");
-    h.call_with(&alice, "PATCH", &path, &[("if-match", "not-a-version")], Some(json!({"name": "x"}))).await.assert_problem(400);
+    assert_eq!(
+        (current["name"].as_str(), current["version"].as_u64()),
+        (Some("v2"), Some(2)),
+        "the lost writes changed nothing"
+    );
+    h.call_with(&alice, "PATCH", &path, &[("if-match", "not-a-version")], Some(json!({"name": "x"})))
+        .await
+        .assert_problem(400);
 
     // Two writers racing on the same version: exactly one wins.
     let (a, b) = tokio::join!(
@@ -184,13 +201,8 @@ async fn bad_input_is_a_clear_4xx_and_writes_nothing() {
         let problem = reply.assert_problem(status);
         assert!(problem["detail"].as_str().unwrap().contains(needle), "{body}: {problem}");
     }
-    let raw_cases: Vec<(&[u8], u16)> = vec![
-        (b"{\"name\": ", 400),
-        (b"", 400),
-        (b"   ", 400),
-        (b"{\"name\": \"\xff\xfe\"}", 400),
-        (b"null", 400),
-    ];
+    let raw_cases: Vec<(&[u8], u16)> =
+        vec![(b"{\"name\": ", 400), (b"", 400), (b"   ", 400), (b"{\"name\": \"\xff\xfe\"}", 400), (b"null", 400)];
     for (bytes, status) in raw_cases {
         let headers = vec![Harness::auth(&alice), ("content-type".into(), "application/json".into())];
         h.send("POST", "/canvases", headers, Some(bytes)).await.assert_problem(status);
@@ -204,7 +216,9 @@ async fn bad_input_is_a_clear_4xx_and_writes_nothing() {
 
     let cid = id(&create(&h, &alice, "c").await);
     let path = format!("/canvases/{cid}");
-    for body in [json!({}), json!({"name": null}), json!({"data": null}), json!({"version": 7}), json!({"user_id": "bob"})] {
+    for body in
+        [json!({}), json!({"name": null}), json!({"data": null}), json!({"version": 7}), json!({"user_id": "bob"})]
+    {
         h.call(Some(&alice), "PATCH", &path, Some(body)).await.assert_problem(400);
     }
     assert_eq!(h.call(Some(&alice), "GET", &path, None).await.json()["version"], 1, "refused patches wrote nothing");
@@ -238,7 +252,15 @@ async fn the_local_gateway_serves_the_api_over_http() {
     tokio::spawn(infra::gateway::serve(h.stack.clone(), listener));
     let http = reqwest::Client::new();
 
-    let minted: Value = http.post(format!("{base}/dev/token")).body(r#"{"user":"gw-alice"}"#).send().await.unwrap().json().await.unwrap();
+    let minted: Value = http
+        .post(format!("{base}/dev/token"))
+        .body(r#"{"user":"gw-alice"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let token = minted["token"].as_str().unwrap();
     let created = http
         .post(format!("{base}/canvases"))
@@ -249,7 +271,8 @@ async fn the_local_gateway_serves_the_api_over_http() {
         .unwrap();
     assert_eq!(created.status(), 201);
     let cid = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let list: Value = http.get(format!("{base}/canvases?limit=5")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    let list: Value =
+        http.get(format!("{base}/canvases?limit=5")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
     assert!(list["items"].as_array().unwrap().iter().any(|i| i["id"] == json!(cid)));
     let bad = http.post(format!("{base}/dev/token")).body(r#"{"user":"a b"}"#).send().await.unwrap();
     assert_eq!(bad.status(), 400);

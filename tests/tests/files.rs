@@ -5,7 +5,14 @@ use integration_tests::{Harness, User};
 use serde_json::{json, Value};
 
 async fn announce(h: &Harness, user: &User, name: &str, bytes: &[u8]) -> Value {
-    let r = h.call(Some(user), "POST", "/files", Some(json!({"name": name, "content_type": "image/png", "size": bytes.len()}))).await;
+    let r = h
+        .call(
+            Some(user),
+            "POST",
+            "/files",
+            Some(json!({"name": name, "content_type": "image/png", "size": bytes.len()})),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     r.json()
 }

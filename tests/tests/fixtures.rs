@@ -53,7 +53,12 @@ async fn each_fixture_runs_through_its_handler() {
         // With a real token, and for item routes a real item created by its collection's POST fixture.
         let collection = path.split('/').nth(1).unwrap();
         let id = if path.contains("{id}") {
-            let created = h.invoke(&binary, fixture(&format!("post-{collection}.json"), |e| e["headers"]["authorization"] = bearer.clone())).await;
+            let created = h
+                .invoke(
+                    &binary,
+                    fixture(&format!("post-{collection}.json"), |e| e["headers"]["authorization"] = bearer.clone()),
+                )
+                .await;
             assert_eq!(created.status, 201, "{file}: {}", created.text());
             let body = created.json();
             let item = if body.get("file").is_some() { &body["file"] } else { &body };

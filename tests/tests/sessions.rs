@@ -12,7 +12,9 @@ async fn session(h: &Harness, user: &User, title: &str) -> String {
 }
 
 async fn say(h: &Harness, user: &User, sid: &str, role: &str, content: &str) -> Value {
-    let r = h.call(Some(user), "POST", &format!("/sessions/{sid}/messages"), Some(json!({"role": role, "content": content}))).await;
+    let r = h
+        .call(Some(user), "POST", &format!("/sessions/{sid}/messages"), Some(json!({"role": role, "content": content})))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     r.json()
 }
@@ -31,10 +33,13 @@ async fn session_lifecycle_and_rename_with_if_match() {
     assert_eq!(s["title"], "New chat");
     let sid = s["id"].as_str().unwrap();
     let path = format!("/sessions/{sid}");
-    let renamed = h.call_with(&alice, "PATCH", &path, &[("if-match", "\"1\"")], Some(json!({"title": "Logo ideas"}))).await;
+    let renamed =
+        h.call_with(&alice, "PATCH", &path, &[("if-match", "\"1\"")], Some(json!({"title": "Logo ideas"}))).await;
     assert_eq!(renamed.status, 200, "{}", renamed.text());
     assert_eq!(renamed.json()["title"], "Logo ideas");
-    h.call_with(&alice, "PATCH", &path, &[("if-match", "\"1\"")], Some(json!({"title": "stale"}))).await.assert_problem(412);
+    h.call_with(&alice, "PATCH", &path, &[("if-match", "\"1\"")], Some(json!({"title": "stale"})))
+        .await
+        .assert_problem(412);
     h.call(Some(&alice), "PATCH", &path, Some(json!({"title": ""}))).await.assert_problem(400);
     h.call(Some(&alice), "PATCH", &path, Some(json!({"name": "x"}))).await.assert_problem(400);
     let got = h.call(Some(&alice), "GET", &path, None).await;
@@ -112,9 +117,14 @@ async fn deleting_a_session_leaves_no_message_reachable_even_when_retried() {
     say(&h, &alice, &keep, "user", "stays").await;
     assert_eq!(h.call(Some(&alice), "DELETE", &format!("/sessions/{sid}"), None).await.status, 204);
     h.call(Some(&alice), "GET", &format!("/sessions/{sid}/messages"), None).await.assert_problem(404);
-    h.call(Some(&alice), "POST", &format!("/sessions/{sid}/messages"), Some(json!({"role": "user", "content": "late"})))
-        .await
-        .assert_problem(404);
+    h.call(
+        Some(&alice),
+        "POST",
+        &format!("/sessions/{sid}/messages"),
+        Some(json!({"role": "user", "content": "late"})),
+    )
+    .await
+    .assert_problem(404);
     h.call(Some(&alice), "DELETE", &format!("/sessions/{sid}"), None).await.assert_problem(404);
     let kept = h.list_all(&alice, &format!("/sessions/{keep}/messages"), 50).await.0;
     assert_eq!(contents(&kept), vec!["stays"], "other sessions keep their messages");

@@ -33,11 +33,22 @@ async fn workflow_crud_paging_and_versions() {
     let got = h.call(Some(&alice), "GET", &path, None).await.json();
     assert_eq!(got["graph"], serde_json::from_str::<Value>(GRAPH).unwrap());
     assert_eq!(got["run"]["status"], "idle");
-    let patched = h.call_with(&alice, "PATCH", &path, &[("if-match", "\"1\"")], Some(json!({"name": "renamed", "graph": {"1": {}}}))).await;
+    let patched = h
+        .call_with(
+            &alice,
+            "PATCH",
+            &path,
+            &[("if-match", "\"1\"")],
+            Some(json!({"name": "renamed", "graph": {"1": {}}})),
+        )
+        .await;
     assert_eq!(patched.status, 200, "{}", patched.text());
     assert_eq!(patched.json()["graph"], json!({"1": {}}));
-    h.call_with(&alice, "PATCH", &path, &[("if-match", "\"1\"")], Some(json!({"name": "stale"}))).await.assert_problem(412);
-    for bad in [json!({"graph": [1]}), json!({"graph": null}), json!({"run_status": "running"}), json!({"version": 3})] {
+    h.call_with(&alice, "PATCH", &path, &[("if-match", "\"1\"")], Some(json!({"name": "stale"})))
+        .await
+        .assert_problem(412);
+    for bad in [json!({"graph": [1]}), json!({"graph": null}), json!({"run_status": "running"}), json!({"version": 3})]
+    {
         h.call(Some(&alice), "PATCH", &path, Some(bad)).await.assert_problem(400);
     }
     h.call(Some(&alice), "POST", "/workflows", Some(json!({"name": "no graph"}))).await.assert_problem(400);
@@ -72,10 +83,15 @@ async fn run_transitions_are_conditional() {
     assert!(body["detail"].as_str().unwrap().contains("not running"), "{body}");
     assert_eq!(run(&h, &alice, &wid, "resume").await.1["status"], "running");
     let status_view = h.call(Some(&alice), "GET", &format!("/workflows/{wid}/run"), None).await.json();
-    assert_eq!((status_view["status"].as_str(), status_view["run_id"].as_str()), (Some("running"), Some(run_id.as_str())));
+    assert_eq!(
+        (status_view["status"].as_str(), status_view["run_id"].as_str()),
+        (Some("running"), Some(run_id.as_str()))
+    );
     let results = h.call(Some(&alice), "GET", &format!("/workflows/{wid}/run/results"), None).await.json();
     assert_eq!(results["results"], json!([]));
-    let bad = h.call(Some(&alice), "POST", &format!("/workflows/{wid}/run/complete"), Some(json!({"results": {"x": 1}}))).await;
+    let bad = h
+        .call(Some(&alice), "POST", &format!("/workflows/{wid}/run/complete"), Some(json!({"results": {"x": 1}})))
+        .await;
     bad.assert_problem(400);
     assert_eq!(run(&h, &alice, &wid, "complete").await.1["status"], "completed");
     let results = h.call(Some(&alice), "GET", &format!("/workflows/{wid}/run/results"), None).await.json();
@@ -91,7 +107,8 @@ async fn racing_transitions_let_exactly_one_win() {
     let h = Harness::new().await;
     let alice = h.user("alice");
     let wid = workflow(&h, &alice, "race").await;
-    let (a, b, c) = tokio::join!(run(&h, &alice, &wid, "start"), run(&h, &alice, &wid, "start"), run(&h, &alice, &wid, "start"));
+    let (a, b, c) =
+        tokio::join!(run(&h, &alice, &wid, "start"), run(&h, &alice, &wid, "start"), run(&h, &alice, &wid, "start"));
     let mut statuses = vec![a.0, b.0, c.0];
     statuses.sort();
     assert_eq!(statuses, vec![200, 409, 409]);
@@ -109,8 +126,11 @@ async fn runs_are_independent_between_users() {
     assert_eq!(run(&h, &bob, &b, "start").await.1["status"], "running", "alice's paused run does not block bob");
     let missing = "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10";
     for action in ["start", "pause", "resume", "complete", "reset"] {
-        let theirs = h.call(Some(&bob), "POST", &format!("/workflows/{a}/run/{action}"), Some(json!({"results": []}))).await;
-        let nobodys = h.call(Some(&bob), "POST", &format!("/workflows/{missing}/run/{action}"), Some(json!({"results": []}))).await;
+        let theirs =
+            h.call(Some(&bob), "POST", &format!("/workflows/{a}/run/{action}"), Some(json!({"results": []}))).await;
+        let nobodys = h
+            .call(Some(&bob), "POST", &format!("/workflows/{missing}/run/{action}"), Some(json!({"results": []})))
+            .await;
         theirs.assert_problem(404);
         assert_eq!(theirs.body_without_request_id(), nobodys.body_without_request_id());
     }

@@ -45,7 +45,12 @@ impl Function for Account {
         ];
         Ok(Self {
             platform: platform.clone(),
-            partition: Partition::new(platform.dynamodb.clone(), env.required("USERS_TABLE")?, tables, platform.cursors.clone()),
+            partition: Partition::new(
+                platform.dynamodb.clone(),
+                env.required("USERS_TABLE")?,
+                tables,
+                platform.cursors.clone(),
+            ),
             objects: UserObjects::new(platform.s3(), env.required("FILES_BUCKET")?),
         })
     }

@@ -138,29 +138,10 @@ impl Resource for Canvas {
     }
 
     fn changes(body: UpdateCanvas) -> Result<Changes, ApiError> {
-        let mut changes = Changes::default();
-        match body.name {
-            Some(None) => return Err(ApiError::bad_request("name cannot be null")),
-            Some(Some(name)) => {
-                check_name(&name)?;
-                changes = changes.set("name", &name)?;
-            }
-            None => {}
-        }
-        match body.description {
-            Some(None) => changes = changes.remove("description"),
-            Some(Some(description)) => {
-                check_description(&description)?;
-                changes = changes.set("description", &description)?;
-            }
-            None => {}
-        }
-        match body.data {
-            Some(None) => return Err(ApiError::bad_request("data cannot be null")),
-            Some(Some(raw)) => changes = changes.set("data", &json_document("data", &raw, DATA_MAX_BYTES)?)?,
-            None => {}
-        }
-        Ok(changes)
+        Changes::default()
+            .patch_required("name", body.name, |name| check_name(&name).map(|()| name))?
+            .patch_optional("description", body.description, |d| check_description(&d).map(|()| d))?
+            .patch_required("data", body.data, |raw| json_document("data", &raw, DATA_MAX_BYTES))
     }
 
     fn version(&self) -> u64 {

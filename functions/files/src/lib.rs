@@ -84,7 +84,9 @@ struct WithDownload {
 
 /// `type/subtype`, RFC 6838 characters, no parameters.
 fn check_content_type(value: &str) -> Result<(), ApiError> {
-    let token = |s: &str| !s.is_empty() && s.len() <= 127 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
+    let token = |s: &str| {
+        !s.is_empty() && s.len() <= 127 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
     match value.split_once('/') {
         Some((kind, sub)) if token(kind) && token(sub) => Ok(()),
         _ => Err(ApiError::bad_request("content_type must be a media type such as image/png")),
@@ -155,7 +157,10 @@ impl Files {
         self.store.create(who, &file).await?;
         let upload = self.objects.upload_url(who, &file.id, &file.content_type, file.size, UPLOAD_URL_TTL).await?;
         let mut response = json(StatusCode::CREATED, &Created { file: file.clone(), upload })?;
-        response.headers_mut().insert("location", format!("/files/{}", file.id).parse().map_err(|_| ApiError::Internal("location".into()))?);
+        response.headers_mut().insert(
+            "location",
+            format!("/files/{}", file.id).parse().map_err(|_| ApiError::Internal("location".into()))?,
+        );
         Ok(response)
     }
 
@@ -178,20 +183,23 @@ impl Files {
         if file.status == status::READY {
             return Err(ApiError::Conflict("the upload is already complete".into()));
         }
-        let stored = self
-            .objects
-            .stat(who, &id)
-            .await?
-            .ok_or_else(|| ApiError::Conflict("nothing was uploaded yet: PUT the bytes to the upload URL first".into()))?;
+        let stored = self.objects.stat(who, &id).await?.ok_or_else(|| {
+            ApiError::Conflict("nothing was uploaded yet: PUT the bytes to the upload URL first".into())
+        })?;
         if stored.size != file.size {
-            return Err(ApiError::Conflict(format!("{} bytes arrived but {} were declared: upload again", stored.size, file.size)));
+            return Err(ApiError::Conflict(format!(
+                "{} bytes arrived but {} were declared: upload again",
+                stored.size, file.size
+            )));
         }
         if stored.content_type.as_deref().is_some_and(|t| t != file.content_type) {
             return Err(ApiError::Conflict(format!("the upload is not {}: upload again", file.content_type)));
         }
-        let changes = Changes::default()
-            .set("status", &status::READY)?
-            .only_if("status", &[status::PENDING], "the upload is already complete");
+        let changes = Changes::default().set("status", &status::READY)?.only_if(
+            "status",
+            &[status::PENDING],
+            "the upload is already complete",
+        );
         let file: File = self.store.update(who, &id, Expect::Exists, changes).await?;
         json(StatusCode::OK, &file)
     }

@@ -201,7 +201,13 @@ impl Sessions {
         }
         check_text("content", &body.content, 1, CONTENT_MAX_BYTES)?;
         let new = NewRecord::now();
-        let message = Message { id: new.id, session_id: session_id.clone(), role: body.role, content: body.content, created_at: new.created_at };
+        let message = Message {
+            id: new.id,
+            session_id: session_id.clone(),
+            role: body.role,
+            content: body.content,
+            created_at: new.created_at,
+        };
         self.messages.append(call.identity()?, &self.sessions, &session_id, &message).await?;
         json(StatusCode::CREATED, &message)
     }

@@ -190,21 +190,11 @@ impl Resource for Workflow {
     }
 
     fn changes(body: UpdateWorkflow) -> Result<Changes, ApiError> {
-        let mut changes = Changes::default();
-        match body.name {
-            Some(None) => return Err(ApiError::bad_request("name cannot be null")),
-            Some(Some(name)) => {
-                check_name(&name)?;
-                changes = changes.set("name", &name)?;
-            }
-            None => {}
-        }
-        match body.graph {
-            Some(None) => return Err(ApiError::bad_request("graph cannot be null")),
-            Some(Some(raw)) => changes = changes.set("graph", &json_document("graph", &raw, GRAPH_MAX_BYTES)?)?,
-            None => {}
-        }
-        Ok(changes)
+        Changes::default().patch_required("name", body.name, |name| check_name(&name).map(|()| name))?.patch_required(
+            "graph",
+            body.graph,
+            |raw| json_document("graph", &raw, GRAPH_MAX_BYTES),
+        )
     }
 
     fn version(&self) -> u64 {
@@ -301,7 +291,8 @@ impl Workflows {
             Transition::Reset => changes.remove("run_id").remove("run_started_at").remove("run_results"),
             Transition::Pause | Transition::Resume => changes,
         };
-        let changes = changes.only_if(RUN_STATUS, from, format!("cannot {verb} the run: it is not {}", from.join(" or ")));
+        let changes =
+            changes.only_if(RUN_STATUS, from, format!("cannot {verb} the run: it is not {}", from.join(" or ")));
         let workflow: Workflow = self.store.update(call.identity()?, &id, Expect::Exists, changes).await?;
         json(StatusCode::OK, &workflow.run_view())
     }

@@ -16,7 +16,8 @@ use infra::{
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str = "usage: local-stack up [--port N] [--dynamodb-port N]\n       local-stack exec -- <command> [args...]";
+const USAGE: &str =
+    "usage: local-stack up [--port N] [--dynamodb-port N]\n       local-stack exec -- <command> [args...]";
 
 fn flag(args: &[String], name: &str) -> Result<Option<u16>, BoxError> {
     match args.iter().position(|a| a == name) {

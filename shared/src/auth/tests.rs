@@ -89,10 +89,7 @@ async fn refuses_alg_none() {
 
 #[tokio::test]
 async fn refuses_expired_beyond_leeway_but_accepts_within() {
-    assert!(matches!(
-        hs_verify(&hs_token(&with_claim("exp", json!(now() - 60)))).await,
-        Err(AuthError::Invalid(_))
-    ));
+    assert!(matches!(hs_verify(&hs_token(&with_claim("exp", json!(now() - 60)))).await, Err(AuthError::Invalid(_))));
     assert!(hs_verify(&hs_token(&with_claim("exp", json!(now() - 2)))).await.is_ok());
 }
 
@@ -156,8 +153,8 @@ async fn refuses_wrong_secret() {
 
 #[tokio::test]
 async fn refuses_algorithms_outside_the_allow_list() {
-    let token =
-        jsonwebtoken::encode(&Header::new(Algorithm::HS512), &good_claims(), &EncodingKey::from_secret(SECRET)).unwrap();
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &good_claims(), &EncodingKey::from_secret(SECRET))
+        .unwrap();
     assert!(matches!(hs_verify(&token).await, Err(AuthError::AlgorithmNotAllowed(Algorithm::HS512))));
 }
 
@@ -175,7 +172,10 @@ async fn refuses_key_bearing_headers() {
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(good_claims().to_string())
         );
-        let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET), signing_input.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET),
+            signing_input.as_bytes(),
+        );
         let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
         assert!(hs_verify(&token).await.is_err(), "{name} header accepted");
     }
@@ -227,8 +227,11 @@ fn rsa_signer(kid: &str) -> Signer {
 
 fn ec_signer(kid: &str) -> Signer {
     let rng = aws_lc_rs::rand::SystemRandom::new();
-    let doc = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .unwrap();
+    let doc = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &rng,
+    )
+    .unwrap();
     let key = EncodingKey::from_ec_pem(pem("PRIVATE KEY", doc.as_ref()).as_bytes()).unwrap();
     signer(kid, Algorithm::ES256, key)
 }
