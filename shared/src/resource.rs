@@ -22,6 +22,8 @@ pub trait Resource: Serialize + DeserializeOwned + HasId + Sized {
     const BODY_MAX_BYTES: usize;
     type Create: DeserializeOwned;
     type Update: DeserializeOwned;
+    /// A list entry: what the list index projects.
+    type Summary: Serialize + DeserializeOwned;
     /// The record as the API returns it.
     type View: Serialize;
 
@@ -31,6 +33,27 @@ pub trait Resource: Serialize + DeserializeOwned + HasId + Sized {
     fn changes(body: Self::Update) -> Result<Changes, ApiError>;
     fn version(&self) -> u64;
     fn view(self) -> Result<Self::View, ApiError>;
+}
+
+/// The five routes of a collection of documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crud {
+    Create,
+    List,
+    Get,
+    Update,
+    Delete,
+}
+
+/// Serves one of the five document routes for `R`.
+pub async fn crud<R: Resource>(store: &UserStore, op: Crud, call: Call) -> Result<Response<Body>, ApiError> {
+    match op {
+        Crud::Create => create::<R>(store, call).await,
+        Crud::List => list::<R::Summary>(store, call).await,
+        Crud::Get => get::<R>(store, call).await,
+        Crud::Update => update::<R>(store, call).await,
+        Crud::Delete => delete::<R>(store, call).await,
+    }
 }
 
 fn versioned<R: Resource>(status: StatusCode, record: R) -> Result<Response<Body>, ApiError> {

@@ -44,6 +44,11 @@ impl Platform {
         Ok(Self { verifier, dynamodb, cursors, development_mode, sdk_config, s3_endpoint })
     }
 
+    /// A repository of user-owned items over this platform's DynamoDB client and cursor key.
+    pub fn store(&self, collection: crate::store::Collection) -> crate::store::UserStore {
+        crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone())
+    }
+
     /// The S3 client, built from the settings loaded at cold start.
     #[cfg(feature = "s3")]
     pub fn s3(&self) -> aws_sdk_s3::Client {

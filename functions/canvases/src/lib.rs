@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use shared::{
     http::{self, Route},
     item::{check_text, json_document, nullable, NewRecord},
-    resource::{self, Resource},
+    resource::{self, Crud, Resource},
     store::{Changes, Collection, HasId, UserStore},
     ApiError, ConfigError, Env, Function, Platform,
 };
@@ -19,20 +19,16 @@ pub const DATA_MAX_BYTES: usize = 350 * 1024;
 
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
-    Create,
-    List,
-    Get,
-    Update,
-    Delete,
+    Crud(Crud),
 }
 
 /// The routes this function serves, exactly as `template.yaml` declares them.
 pub const ROUTES: &[Route<Op>] = &[
-    Route::private("POST /canvases", Op::Create),
-    Route::private("GET /canvases", Op::List),
-    Route::private("GET /canvases/{id}", Op::Get),
-    Route::private("PATCH /canvases/{id}", Op::Update),
-    Route::private("DELETE /canvases/{id}", Op::Delete),
+    Route::private("POST /canvases", Op::Crud(Crud::Create)),
+    Route::private("GET /canvases", Op::Crud(Crud::List)),
+    Route::private("GET /canvases/{id}", Op::Crud(Crud::Get)),
+    Route::private("PATCH /canvases/{id}", Op::Crud(Crud::Update)),
+    Route::private("DELETE /canvases/{id}", Op::Crud(Crud::Delete)),
 ];
 
 /// A canvas as stored. `data` is kept as JSON text: no nesting-depth or number-precision
@@ -114,6 +110,7 @@ impl Resource for Canvas {
     const PATH: &'static str = "/canvases";
     const BODY_MAX_BYTES: usize = DATA_MAX_BYTES + 16 * 1024;
     type Create = CreateCanvas;
+    type Summary = CanvasSummary;
     type Update = UpdateCanvas;
     type View = CanvasView;
 
@@ -169,18 +166,13 @@ pub struct Canvases {
 impl Function for Canvases {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
         let collection = Collection::by_updated_at(env.required("CANVASES_TABLE")?, Canvas::NOUN, "canvases");
-        let store = UserStore::new(platform.dynamodb.clone(), collection, platform.cursors.clone());
-        Ok(Self { platform: platform.clone(), store })
+        Ok(Self { platform: platform.clone(), store: platform.store(collection) })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {
         http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
             match op {
-                Op::Create => resource::create::<Canvas>(&self.store, call).await,
-                Op::List => resource::list::<CanvasSummary>(&self.store, call).await,
-                Op::Get => resource::get::<Canvas>(&self.store, call).await,
-                Op::Update => resource::update::<Canvas>(&self.store, call).await,
-                Op::Delete => resource::delete::<Canvas>(&self.store, call).await,
+                Op::Crud(op) => resource::crud::<Canvas>(&self.store, op, call).await,
             }
         })
         .await

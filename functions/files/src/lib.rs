@@ -111,7 +111,7 @@ impl Function for Files {
         };
         Ok(Self {
             platform: platform.clone(),
-            store: UserStore::new(platform.dynamodb.clone(), collection, platform.cursors.clone()),
+            store: platform.store(collection),
             objects: UserObjects::new(platform.s3(), env.required("FILES_BUCKET")?),
             max_bytes: env.parse_or("FILE_MAX_BYTES", DEFAULT_MAX_FILE_BYTES)?,
         })

@@ -7,7 +7,7 @@ use shared::{
     cursor::PageRequest,
     http::{self, json, no_content, Call, Route},
     item::{check_text, NewRecord},
-    resource::{self, Resource},
+    resource::{self, Crud, Resource},
     store::{Changes, Collection, HasId, UserStore},
     ApiError, ConfigError, Env, Function, Platform,
 };
@@ -19,21 +19,17 @@ const DEFAULT_TITLE: &str = "New chat";
 
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
-    Create,
-    List,
-    Get,
-    Rename,
-    Delete,
+    Crud(Crud),
     Append,
     Messages,
 }
 
 pub const ROUTES: &[Route<Op>] = &[
-    Route::private("POST /sessions", Op::Create),
-    Route::private("GET /sessions", Op::List),
-    Route::private("GET /sessions/{id}", Op::Get),
-    Route::private("PATCH /sessions/{id}", Op::Rename),
-    Route::private("DELETE /sessions/{id}", Op::Delete),
+    Route::private("POST /sessions", Op::Crud(Crud::Create)),
+    Route::private("GET /sessions", Op::Crud(Crud::List)),
+    Route::private("GET /sessions/{id}", Op::Crud(Crud::Get)),
+    Route::private("PATCH /sessions/{id}", Op::Crud(Crud::Update)),
+    Route::private("DELETE /sessions/{id}", Op::Crud(Crud::Delete)),
     Route::private("POST /sessions/{id}/messages", Op::Append),
     Route::private("GET /sessions/{id}/messages", Op::Messages),
 ];
@@ -75,6 +71,7 @@ impl Resource for Session {
     const PATH: &'static str = "/sessions";
     const BODY_MAX_BYTES: usize = 4 * 1024;
     type Create = CreateSession;
+    type Summary = Session;
     type Update = RenameSession;
     type View = Session;
 
@@ -136,11 +133,8 @@ pub struct Sessions {
 
 impl Function for Sessions {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
-        let sessions = UserStore::new(
-            platform.dynamodb.clone(),
-            Collection::by_updated_at(env.required("SESSIONS_TABLE")?, Session::NOUN, "sessions"),
-            platform.cursors.clone(),
-        );
+        let sessions =
+            platform.store(Collection::by_updated_at(env.required("SESSIONS_TABLE")?, Session::NOUN, "sessions"));
         let messages = ChildStore::new(
             platform.dynamodb.clone(),
             ChildCollection {
@@ -159,11 +153,8 @@ impl Function for Sessions {
     async fn handle(&self, request: Request) -> Response<Body> {
         http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
             match op {
-                Op::Create => resource::create::<Session>(&self.sessions, call).await,
-                Op::List => resource::list::<Session>(&self.sessions, call).await,
-                Op::Get => resource::get::<Session>(&self.sessions, call).await,
-                Op::Rename => resource::update::<Session>(&self.sessions, call).await,
-                Op::Delete => self.delete(call).await,
+                Op::Crud(Crud::Delete) => self.delete(call).await,
+                Op::Crud(op) => resource::crud::<Session>(&self.sessions, op, call).await,
                 Op::Append => self.append(call).await,
                 Op::Messages => self.messages(call).await,
             }

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use shared::{
     http::{self, json, Call, Route},
     item::{check_text, json_document, new_id, nullable, stored_json, NewRecord, Timestamp},
-    resource::{self, Resource},
+    resource::{self, Crud, Resource},
     store::{Changes, Collection, Expect, HasId, UserStore},
     ApiError, ConfigError, Env, Function, Platform,
 };
@@ -19,11 +19,7 @@ pub const RESULTS_MAX_BYTES: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
-    Create,
-    List,
-    Get,
-    Update,
-    Delete,
+    Crud(Crud),
     Status,
     Results,
     Transition(Transition),
@@ -39,11 +35,11 @@ pub enum Transition {
 }
 
 pub const ROUTES: &[Route<Op>] = &[
-    Route::private("POST /workflows", Op::Create),
-    Route::private("GET /workflows", Op::List),
-    Route::private("GET /workflows/{id}", Op::Get),
-    Route::private("PATCH /workflows/{id}", Op::Update),
-    Route::private("DELETE /workflows/{id}", Op::Delete),
+    Route::private("POST /workflows", Op::Crud(Crud::Create)),
+    Route::private("GET /workflows", Op::Crud(Crud::List)),
+    Route::private("GET /workflows/{id}", Op::Crud(Crud::Get)),
+    Route::private("PATCH /workflows/{id}", Op::Crud(Crud::Update)),
+    Route::private("DELETE /workflows/{id}", Op::Crud(Crud::Delete)),
     Route::private("GET /workflows/{id}/run", Op::Status),
     Route::private("GET /workflows/{id}/run/results", Op::Results),
     Route::private("POST /workflows/{id}/run/start", Op::Transition(Transition::Start)),
@@ -169,6 +165,7 @@ impl Resource for Workflow {
     const PATH: &'static str = "/workflows";
     const BODY_MAX_BYTES: usize = GRAPH_MAX_BYTES + 16 * 1024;
     type Create = CreateWorkflow;
+    type Summary = WorkflowSummary;
     type Update = UpdateWorkflow;
     type View = WorkflowView;
 
@@ -222,18 +219,13 @@ pub struct Workflows {
 impl Function for Workflows {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
         let collection = Collection::by_updated_at(env.required("WORKFLOWS_TABLE")?, Workflow::NOUN, "workflows");
-        let store = UserStore::new(platform.dynamodb.clone(), collection, platform.cursors.clone());
-        Ok(Self { platform: platform.clone(), store })
+        Ok(Self { platform: platform.clone(), store: platform.store(collection) })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {
         http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
             match op {
-                Op::Create => resource::create::<Workflow>(&self.store, call).await,
-                Op::List => resource::list::<WorkflowSummary>(&self.store, call).await,
-                Op::Get => resource::get::<Workflow>(&self.store, call).await,
-                Op::Update => resource::update::<Workflow>(&self.store, call).await,
-                Op::Delete => resource::delete::<Workflow>(&self.store, call).await,
+                Op::Crud(op) => resource::crud::<Workflow>(&self.store, op, call).await,
                 Op::Status => self.status(call).await,
                 Op::Results => self.results(call).await,
                 Op::Transition(t) => self.transition(call, t).await,
