@@ -42,6 +42,9 @@ pub struct LocalSettings {
     pub dynamodb_endpoint: String,
     pub s3_endpoint: String,
     pub jwt_secret: String,
+    /// When set, functions verify RS256/ES256 tokens from this JWKS URL instead of HS256
+    /// tokens signed with `jwt_secret` (which then only signs cursors).
+    pub jwks_url: Option<String>,
     pub issuer: String,
     pub audience: String,
     pub development_mode: bool,
@@ -56,6 +59,7 @@ impl LocalSettings {
             dynamodb_endpoint,
             s3_endpoint,
             jwt_secret: secret.iter().map(|b| format!("{b:02x}")).collect(),
+            jwks_url: None,
             issuer: "http://localhost/dev".into(),
             audience: "local-api".into(),
             development_mode: true,
@@ -83,11 +87,15 @@ pub fn local_environment(
     settings: &LocalSettings,
 ) -> BTreeMap<String, String> {
     let mut parameters = template.parameters.clone();
-    parameters.insert("JwtSecret".into(), settings.jwt_secret.clone());
     parameters.insert("JwtIssuer".into(), settings.issuer.clone());
     parameters.insert("JwtAudience".into(), settings.audience.clone());
-    parameters.insert("JwksUrl".into(), String::new());
-    parameters.insert("JwtAlgorithms".into(), "HS256".into());
+    let (secret, jwks, algorithms) = match &settings.jwks_url {
+        None => (settings.jwt_secret.clone(), String::new(), "HS256"),
+        Some(url) => (String::new(), url.clone(), "RS256,ES256"),
+    };
+    parameters.insert("JwtSecret".into(), secret);
+    parameters.insert("JwksUrl".into(), jwks);
+    parameters.insert("JwtAlgorithms".into(), algorithms.into());
     let resolve_ref = |name: &str| -> Option<String> {
         template
             .table(name)
@@ -111,6 +119,10 @@ pub fn local_environment(
         if let Some(v) = resolved {
             env.insert(key.clone(), v);
         }
+    }
+    if settings.jwks_url.is_some() {
+        // What Secrets Manager provides in AWS.
+        env.insert("CURSOR_SECRET".into(), settings.jwt_secret.clone());
     }
     env.insert("DYNAMODB_ENDPOINT".into(), settings.dynamodb_endpoint.clone());
     env.insert("S3_ENDPOINT".into(), settings.s3_endpoint.clone());

@@ -120,6 +120,10 @@ impl Partition {
             }
         }
         while table < self.tables.len() {
+            if items.len() >= limit {
+                // The profile filled the page: the tables start on the next one.
+                return Ok(Page { items, next_cursor: Some(self.cursor(who, table, None)) });
+            }
             let owned = &self.tables[table];
             let out = user_query(&self.client, &owned.table, who, "#uid = :uid")
                 .limit((limit - items.len()) as i32)

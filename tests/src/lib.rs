@@ -2,6 +2,8 @@
 //! Local that `infra/test` starts. Requests go through the same v2 event → `lambda_http`
 //! conversion as in Lambda, or through the local gateway over real HTTP.
 
+pub mod keys;
+
 use std::{collections::BTreeMap, sync::Arc};
 
 use infra::{
@@ -73,6 +75,11 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// A harness whose local settings `adjust` changes (e.g. to verify tokens from a JWKS URL).
+    pub async fn with(adjust: impl FnOnce(&mut LocalSettings)) -> Self {
         let (dynamodb, s3) = (endpoint("DYNAMODB_ENDPOINT"), endpoint("S3_ENDPOINT"));
         let template = Template::load_default().expect("template.yaml parses");
         TABLES
@@ -82,8 +89,9 @@ impl Harness {
                 S3Local::ensure_buckets(&s3, &template.buckets).await.expect("buckets are created");
             })
             .await;
-        let stack =
-            LocalStack::build(template, LocalSettings::development(dynamodb, s3)).await.expect("functions build");
+        let mut settings = LocalSettings::development(dynamodb, s3);
+        adjust(&mut settings);
+        let stack = LocalStack::build(template, settings).await.expect("functions build");
         Self { stack: Arc::new(stack) }
     }
 
@@ -104,12 +112,24 @@ impl Harness {
         headers: Vec<(String, String)>,
         body: Option<&[u8]>,
     ) -> Reply {
+        self.send_as(&new_request_id(), method, path_and_query, headers, body).await
+    }
+
+    /// [`Harness::send`] with a chosen API Gateway request id (to compare answers byte for byte).
+    pub async fn send_as(
+        &self,
+        request_id: &str,
+        method: &str,
+        path_and_query: &str,
+        headers: Vec<(String, String)>,
+        body: Option<&[u8]>,
+    ) -> Reply {
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let Some((function, route, params)) = self.stack.route(method, path) else {
             panic!("no route for {method} {path} in template.yaml");
         };
         let call = HttpCall { method, raw_path: path, raw_query: query, headers, body };
-        let event = apigw_v2_event(&call, route, &params, &new_request_id());
+        let event = apigw_v2_event(&call, route, &params, request_id);
         let request = request_from_event(&event).expect("v2 event parses");
         self.invoke(&function.spec.binary, request).await
     }
@@ -178,6 +198,13 @@ impl Harness {
     }
 }
 
+/// The JSON body of an `events/` fixture, if it has one.
+pub fn fixture_body(name: &str) -> Option<Value> {
+    let path = infra::workspace_root().join("events").join(name);
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    event["body"].as_str().map(|b| serde_json::from_str(b).expect("fixture body is JSON"))
+}
+
 /// Reads an `events/` fixture, applying `edit` to the JSON before it becomes a request.
 pub fn fixture(name: &str, edit: impl FnOnce(&mut Value)) -> Request {
     let path = infra::workspace_root().join("events").join(name);
@@ -199,4 +226,31 @@ pub fn fixtures() -> BTreeMap<String, String> {
             (e.file_name().to_string_lossy().into_owned(), v["routeKey"].as_str().unwrap_or_default().to_owned())
         })
         .collect()
+}
+
+/// The API description (`openapi.json`).
+pub fn openapi() -> Value {
+    let path = infra::workspace_root().join("openapi.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("openapi.json exists")).expect("openapi.json is JSON")
+}
+
+/// Every operation of the API description as a route key (`GET /canvases/{id}`), with whether
+/// it is public (`security: []`).
+pub fn documented_routes() -> BTreeMap<String, bool> {
+    let spec = openapi();
+    let mut routes = BTreeMap::new();
+    for (path, operations) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in operations.as_object().expect("operations") {
+            if op.get("responses").is_some() {
+                let public = op.get("security").and_then(Value::as_array).is_some_and(Vec::is_empty);
+                routes.insert(format!("{} {path}", method.to_uppercase()), public);
+            }
+        }
+    }
+    routes
+}
+
+/// The routes anyone may call, as the API description declares them.
+pub fn public_routes() -> Vec<String> {
+    documented_routes().into_iter().filter(|(_, public)| *public).map(|(route, _)| route).collect()
 }

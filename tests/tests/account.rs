@@ -111,8 +111,10 @@ async fn export_returns_everything_across_pages_and_nothing_of_others() {
     let text = serde_json::to_string(&items).unwrap();
     assert!(!text.contains("bob"), "nothing of bob's");
     assert!(!text.contains("session_order"), "no storage details");
-    let (one_page, _) = export_all(&h, &alice, 100).await;
-    assert_eq!(one_page.len(), items.len(), "page size does not change the content");
+    for limit in [1, 2, 100] {
+        let (paged, _) = export_all(&h, &alice, limit).await;
+        assert_eq!(paged.len(), items.len(), "page size {limit} does not change the content");
+    }
 }
 
 #[tokio::test]

@@ -3,11 +3,8 @@
 
 use std::collections::HashSet;
 
-use integration_tests::{fixture, fixtures, Harness};
+use integration_tests::{fixture, fixtures, public_routes, Harness};
 use serde_json::{json, Value};
-
-/// Routes that need no token.
-const PUBLIC: &[&str] = &["GET /health"];
 
 /// The status each fixture gets on a freshly created item (default: 2xx).
 fn expected_status(route: &str) -> Option<u16> {
@@ -44,7 +41,7 @@ async fn each_fixture_runs_through_its_handler() {
 
         // As committed, a fixture carries a placeholder token: refused.
         let as_committed = h.invoke(&binary, fixture(&file, |_| {})).await;
-        if PUBLIC.contains(&route.as_str()) {
+        if public_routes().contains(&route) {
             assert_eq!(as_committed.status, 200, "{file}");
         } else {
             as_committed.assert_problem(401);

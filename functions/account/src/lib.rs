@@ -1,6 +1,8 @@
 //! The caller's account: profile, export of everything they own, deletion of everything they
 //! own. Also the public health check.
 
+mod docs;
+
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::json;
 use shared::{
@@ -13,6 +15,8 @@ use shared::{
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
     Health,
+    OpenApi,
+    Docs,
     Me,
     Export,
     Delete,
@@ -20,13 +24,20 @@ pub enum Op {
 
 pub const ROUTES: &[Route<Op>] = &[
     Route::public("GET /health", Op::Health),
+    Route::public("GET /openapi.json", Op::OpenApi),
+    Route::public("GET /docs", Op::Docs),
     Route::private("GET /me", Op::Me),
     Route::private("GET /me/export", Op::Export),
     Route::private("DELETE /me", Op::Delete),
 ];
 
+/// The API description, kept true to template.yaml by a test.
+pub const OPENAPI: &str = include_str!("../../../openapi.json");
+
 pub struct Account {
     platform: Platform,
+    /// The readable docs page, rendered once from the API description.
+    docs: String,
     partition: Partition,
     objects: UserObjects,
 }
@@ -45,6 +56,7 @@ impl Function for Account {
         ];
         Ok(Self {
             platform: platform.clone(),
+            docs: docs::render(OPENAPI),
             partition: Partition::new(
                 platform.dynamodb.clone(),
                 env.required("USERS_TABLE")?,
@@ -59,6 +71,8 @@ impl Function for Account {
         http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
             match op {
                 Op::Health => json(StatusCode::OK, &json!({"status": "ok", "version": shared::BUILD_VERSION})),
+                Op::OpenApi => Ok(static_page("application/json", OPENAPI)),
+                Op::Docs => Ok(static_page("text/html; charset=utf-8", &self.docs)),
                 Op::Me => json(StatusCode::OK, &self.partition.profile(call.identity()?).await?),
                 Op::Export => self.export(call).await,
                 Op::Delete => self.delete(call).await,
@@ -66,6 +80,15 @@ impl Function for Account {
         })
         .await
     }
+}
+
+fn static_page(content_type: &str, body: &str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", content_type)
+        .header("cache-control", "public, max-age=300")
+        .body(Body::Text(body.to_owned()))
+        .expect("static response")
 }
 
 impl Account {

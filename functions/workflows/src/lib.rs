@@ -14,7 +14,8 @@ use shared::{
 };
 
 pub const NAME_MAX_CHARS: usize = 200;
-pub const GRAPH_MAX_BYTES: usize = 350 * 1024;
+/// With the largest results, a workflow stays under DynamoDB's 400 KB item limit.
+pub const GRAPH_MAX_BYTES: usize = 300 * 1024;
 pub const RESULTS_MAX_BYTES: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug)]
