@@ -1,6 +1,7 @@
 //! The local API gateway: an HTTP server on localhost that routes like API Gateway HTTP API
-//! (routes from `template.yaml`), hands each function the v2 event Lambda would, and, in
-//! development mode only, mints tokens at `POST /dev/token`.
+//! (routes from `template.yaml`), hands each function the v2 event Lambda would, serves the
+//! WebSocket API at `/realtime` (see `websocket`), and, in development mode only, mints tokens
+//! at `POST /dev/token`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,7 +22,7 @@ const MAX_BODY: usize = 10 * 1024 * 1024;
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 pub fn router(stack: Arc<LocalStack>) -> Router {
-    Router::new().fallback(handle).with_state(stack)
+    Router::new().fallback(handle).with_state(stack.clone()).merge(crate::websocket::router(stack))
 }
 
 pub async fn serve(stack: Arc<LocalStack>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
@@ -65,7 +66,7 @@ async fn invoke(stack: &LocalStack, parts: &axum::http::request::Parts, body: &[
         Ok(r) => r,
         Err(e) => return plain_json(StatusCode::BAD_REQUEST, json!({"message": format!("bad request: {e}")})),
     };
-    let response = (function.handler)(request).await;
+    let response = function.call(request).await;
     let (parts, body) = response.into_parts();
     let bytes = match body {
         Body::Empty => Vec::new(),

@@ -4,9 +4,12 @@
 pub mod dynamodb_local;
 pub mod gateway;
 pub mod local;
+pub mod migrate;
 pub mod s3_local;
+pub mod streams;
 pub mod tables;
 pub mod template;
+pub mod websocket;
 
 use std::path::PathBuf;
 

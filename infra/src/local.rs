@@ -6,21 +6,38 @@ use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Dura
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
-use shared::{ConfigError, Env, Function, Platform, TokenMinter};
+use shared::{ConfigError, Env, EventFunction, Function, Platform, TokenMinter};
 
 use crate::template::{EnvValue, FunctionSpec, HttpRoute, Template};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 pub type Handler = Arc<dyn Fn(Request) -> HandlerFuture + Send + Sync>;
-type Builder = fn(&Platform, &Env) -> Result<Handler, ConfigError>;
+pub type EventFuture = Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
+pub type EventHandler = Arc<dyn Fn(Value) -> EventFuture + Send + Sync>;
+type Builder = fn(&Platform, &Env) -> Result<Hosted, ConfigError>;
 
-fn hosted<F: Function>(platform: &Platform, env: &Env) -> Result<Handler, ConfigError> {
+/// A function as the local stack runs it: fed HTTP requests, or other events' JSON.
+#[derive(Clone)]
+pub enum Hosted {
+    Http(Handler),
+    Events(EventHandler),
+}
+
+fn hosted<F: Function>(platform: &Platform, env: &Env) -> Result<Hosted, ConfigError> {
     let function = Arc::new(F::build(platform, env)?);
-    Ok(Arc::new(move |request| {
+    Ok(Hosted::Http(Arc::new(move |request| {
         let function = function.clone();
         Box::pin(async move { function.handle(request).await })
-    }))
+    })))
+}
+
+fn hosted_events<F: EventFunction>(platform: &Platform, env: &Env) -> Result<Hosted, ConfigError> {
+    let function = Arc::new(F::build(platform, env)?);
+    Ok(Hosted::Events(Arc::new(move |event| {
+        let function = function.clone();
+        Box::pin(async move { function.handle(event).await })
+    })))
 }
 
 /// The function crate behind each template binary. A template function missing here makes the
@@ -32,6 +49,7 @@ fn builder(binary: &str) -> Option<Builder> {
         "workflows" => Some(hosted::<workflows::Workflows>),
         "files" => Some(hosted::<files::Files>),
         "account" => Some(hosted::<account::Account>),
+        "realtime" => Some(hosted_events::<realtime::Realtime>),
         _ => None,
     }
 }
@@ -41,6 +59,8 @@ fn builder(binary: &str) -> Option<Builder> {
 pub struct LocalSettings {
     pub dynamodb_endpoint: String,
     pub s3_endpoint: String,
+    /// The local gateway's URL, where functions reach the WebSocket Management API.
+    pub gateway_url: Option<String>,
     pub jwt_secret: String,
     /// When set, functions verify RS256/ES256 tokens from this JWKS URL instead of HS256
     /// tokens signed with `jwt_secret` (which then only signs cursors).
@@ -58,6 +78,7 @@ impl LocalSettings {
         Self {
             dynamodb_endpoint,
             s3_endpoint,
+            gateway_url: None,
             jwt_secret: secret.iter().map(|b| format!("{b:02x}")).collect(),
             jwks_url: None,
             issuer: "http://localhost/dev".into(),
@@ -69,7 +90,25 @@ impl LocalSettings {
 
 pub struct HostedFunction {
     pub spec: FunctionSpec,
-    pub handler: Handler,
+    pub hosted: Hosted,
+}
+
+impl HostedFunction {
+    /// Calls an HTTP function with a request, as API Gateway's Lambda integration does.
+    pub async fn call(&self, request: Request) -> Response<Body> {
+        match &self.hosted {
+            Hosted::Http(handler) => handler(request).await,
+            Hosted::Events(_) => panic!("{} is not an HTTP function", self.spec.logical_id),
+        }
+    }
+
+    /// Calls an event function with an event's JSON.
+    pub async fn call_event(&self, event: Value) -> Result<Value, String> {
+        match &self.hosted {
+            Hosted::Events(handler) => handler(event).await,
+            Hosted::Http(_) => panic!("{} is not an event function", self.spec.logical_id),
+        }
+    }
 }
 
 pub struct LocalStack {
@@ -110,6 +149,12 @@ pub fn local_environment(
             EnvValue::Ref(name) => resolve_ref(name),
             // Secrets Manager does not exist locally: the function derives what it needs.
             EnvValue::Sub(s) if s.contains("{{resolve:") => None,
+            // The WebSocket API's Management endpoint is the local gateway.
+            EnvValue::Sub(s)
+                if template.websocket.as_ref().is_some_and(|ws| s.contains(&format!("${{{}}}", ws.api_logical_id))) =>
+            {
+                Some(settings.gateway_url.clone().unwrap_or_else(|| "http://127.0.0.1:3000".into()))
+            }
             EnvValue::Sub(s) => Some(substitute(s, &resolve_ref)),
             EnvValue::Unsupported(raw) => {
                 tracing::warn!(function = %spec.logical_id, key, raw, "environment value not resolvable locally");
@@ -156,8 +201,8 @@ impl LocalStack {
             })?;
             let env = Env::from_map(local_environment(spec, &template, &settings).into_iter().collect());
             let platform = Platform::from_env(&env).await.map_err(|e| format!("{}: {e}", spec.logical_id))?;
-            let handler = build(&platform, &env).map_err(|e| format!("{}: {e}", spec.logical_id))?;
-            functions.push(HostedFunction { spec: spec.clone(), handler });
+            let hosted = build(&platform, &env).map_err(|e| format!("{}: {e}", spec.logical_id))?;
+            functions.push(HostedFunction { spec: spec.clone(), hosted });
         }
         let auth = shared::AuthConfig {
             secret: Some(settings.jwt_secret.clone().into_bytes()),

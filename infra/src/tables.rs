@@ -58,6 +58,14 @@ pub async fn ensure_table(client: &Client, spec: &TableSpec) -> Result<bool, Box
                 .build()?,
         );
     }
+    if let Some(view) = &spec.stream_view {
+        create = create.stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::from(view.as_str()))
+                .build()?,
+        );
+    }
     match create.send().await {
         Ok(_) => {}
         // Another process created it between our check and our create.

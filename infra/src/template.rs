@@ -43,6 +43,8 @@ pub struct TableSpec {
     pub key_schema: Vec<KeyElement>,
     pub global_indexes: Vec<IndexSpec>,
     pub ttl_attribute: Option<String>,
+    /// `StreamSpecification.StreamViewType`, when the table has a stream.
+    pub stream_view: Option<String>,
 }
 
 /// An environment value as written in the template, before local resolution.
@@ -75,6 +77,18 @@ pub struct FunctionSpec {
     pub routes: Vec<HttpRoute>,
     /// Globals merged with the function's own variables.
     pub environment: BTreeMap<String, EnvValue>,
+    /// Tables (logical ids) whose DynamoDB stream feeds this function.
+    pub streams: Vec<String>,
+}
+
+/// The WebSocket API: which function serves its routes and authorizes `$connect`.
+#[derive(Clone, Debug)]
+pub struct WebSocketSpec {
+    pub api_logical_id: String,
+    pub function: String,
+    pub authorizer: Option<String>,
+    pub route_keys: Vec<String>,
+    pub stage: String,
 }
 
 #[derive(Clone, Debug)]
@@ -93,6 +107,7 @@ pub struct Template {
     pub buckets: Vec<String>,
     pub functions: Vec<FunctionSpec>,
     pub cors: Option<Cors>,
+    pub websocket: Option<WebSocketSpec>,
 }
 
 fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
@@ -154,6 +169,17 @@ fn variables(function_props: Option<&Value>) -> BTreeMap<String, EnvValue> {
         .unwrap_or_default()
 }
 
+/// The function named by `!Sub "...functions/${Fn.Arn}/invocations"`.
+fn arn_target(uri: &Value) -> Option<String> {
+    let text = match uri {
+        Value::Tagged(t) if t.tag == "!Sub" => t.value.as_str()?,
+        other => other.as_str()?,
+    };
+    let start = text.find("functions/${")? + "functions/${".len();
+    let rest = &text[start..];
+    rest[..rest.find('}')?].strip_suffix(".Arn").map(str::to_owned)
+}
+
 impl Template {
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
         let text = std::fs::read_to_string(path).map_err(|e| TemplateError::Read(path.display().to_string(), e))?;
@@ -192,6 +218,8 @@ impl Template {
         let mut buckets = Vec::new();
         let mut functions = Vec::new();
         let mut cors = None;
+        let (mut ws_api, mut ws_function, mut ws_authorizer, mut ws_routes, mut ws_stage) =
+            (None, None, None, Vec::new(), String::from("live"));
         for (id, resource) in resources {
             let id = id.as_str().ok_or_else(|| shape("resource id is not a string"))?.to_owned();
             let props = get(resource, "Properties");
@@ -224,9 +252,40 @@ impl Template {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    functions.push(FunctionSpec { logical_id: id, binary, routes, environment });
+                    let streams = props
+                        .and_then(|p| get(p, "Events"))
+                        .and_then(Value::as_mapping)
+                        .map(|events| {
+                            events
+                                .values()
+                                .filter(|e| get_str(e, "Type").as_deref() == Some("DynamoDB"))
+                                .filter_map(|e| match get(get(e, "Properties")?, "Stream")? {
+                                    Value::Tagged(t) if t.tag == "!GetAtt" => {
+                                        t.value.as_str()?.strip_suffix(".StreamArn").map(str::to_owned)
+                                    }
+                                    _ => None,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    functions.push(FunctionSpec { logical_id: id, binary, routes, environment, streams });
                 }
                 Some("AWS::S3::Bucket") => buckets.push(id),
+                Some("AWS::ApiGatewayV2::Api")
+                    if props.and_then(|p| get_str(p, "ProtocolType")).as_deref() == Some("WEBSOCKET") =>
+                {
+                    ws_api = Some(id)
+                }
+                Some("AWS::ApiGatewayV2::Integration") => {
+                    ws_function = props.and_then(|p| arn_target(get(p, "IntegrationUri")?))
+                }
+                Some("AWS::ApiGatewayV2::Authorizer") => {
+                    ws_authorizer = props.and_then(|p| arn_target(get(p, "AuthorizerUri")?))
+                }
+                Some("AWS::ApiGatewayV2::Route") => ws_routes.extend(props.and_then(|p| get_str(p, "RouteKey"))),
+                Some("AWS::ApiGatewayV2::Stage") => {
+                    ws_stage = props.and_then(|p| get_str(p, "StageName")).unwrap_or(ws_stage)
+                }
                 Some("AWS::Serverless::HttpApi") => {
                     cors = props.and_then(|p| get(p, "CorsConfiguration")).map(|c| Cors {
                         allow_origins: strings(get(c, "AllowOrigins")),
@@ -238,7 +297,17 @@ impl Template {
                 _ => {}
             }
         }
-        Ok(Self { parameters, tables, buckets, functions, cors })
+        let websocket = match (ws_api, ws_function) {
+            (Some(api_logical_id), Some(function)) => Some(WebSocketSpec {
+                api_logical_id,
+                function,
+                authorizer: ws_authorizer,
+                route_keys: ws_routes,
+                stage: ws_stage,
+            }),
+            _ => None,
+        };
+        Ok(Self { parameters, tables, buckets, functions, cors, websocket })
     }
 
     fn parse_table(id: &str, props: &Value) -> Result<TableSpec, TemplateError> {
@@ -273,6 +342,7 @@ impl Template {
             })
             .transpose()?
             .unwrap_or_default();
+        let stream_view = get(props, "StreamSpecification").and_then(|s| get_str(s, "StreamViewType"));
         let ttl_attribute = get(props, "TimeToLiveSpecification")
             .filter(|t| get(t, "Enabled").and_then(Value::as_bool).unwrap_or(false))
             .and_then(|t| get_str(t, "AttributeName"));
@@ -282,11 +352,16 @@ impl Template {
             key_schema: key_schema(get(props, "KeySchema"), id)?,
             global_indexes,
             ttl_attribute,
+            stream_view,
         })
     }
 
     pub fn table(&self, logical_id: &str) -> Option<&TableSpec> {
         self.tables.iter().find(|t| t.logical_id == logical_id)
+    }
+
+    pub fn function(&self, logical_id: &str) -> Option<&FunctionSpec> {
+        self.functions.iter().find(|f| f.logical_id == logical_id)
     }
 
     pub fn function_by_binary(&self, binary: &str) -> Option<&FunctionSpec> {
@@ -328,6 +403,22 @@ mod tests {
                 let hash = gsi.key_schema.iter().find(|k| k.key_type == "HASH").unwrap();
                 assert_eq!(hash.attribute, "user_id", "{}.{}", table.logical_id, gsi.name);
             }
+        }
+    }
+
+    #[test]
+    fn reads_the_websocket_api_and_streams() {
+        let t = Template::load_default().unwrap();
+        let ws = t.websocket.as_ref().expect("a WebSocket API");
+        assert_eq!(ws.function, "RealtimeFunction");
+        assert_eq!(ws.authorizer.as_deref(), Some("RealtimeFunction"));
+        for key in ["$connect", "$disconnect", "$default"] {
+            assert!(ws.route_keys.iter().any(|k| k == key), "{key}");
+        }
+        let realtime = t.function("RealtimeFunction").unwrap();
+        assert!(realtime.streams.contains(&"MessagesTable".to_owned()));
+        for table in &realtime.streams {
+            assert!(t.table(table).unwrap().stream_view.is_some(), "{table} has no stream");
         }
     }
 

@@ -30,6 +30,13 @@ impl Identity {
         &self.user_id
     }
 
+    /// The identity behind an [`Owner`](crate::realtime::Owner), which is only ever made from a
+    /// verified source (our authorizer's context, a stored item's partition key).
+    #[cfg(feature = "realtime")]
+    pub(crate) fn for_owner(owner: &crate::realtime::Owner) -> Self {
+        Self { user_id: owner.user_id().to_owned() }
+    }
+
     #[cfg(test)]
     pub(crate) fn for_tests(user: &str) -> Self {
         Self { user_id: user.to_owned() }

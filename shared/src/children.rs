@@ -53,7 +53,9 @@ impl ChildStore {
         Self { client, collection, cursors }
     }
 
-    fn order_key(parent_id: &str, child_id: &str) -> String {
+    /// The ordering-index value of a child: `"<parent id>#<child id>"`. Public so tools that
+    /// write children outside a request (the migration) derive it exactly as the store does.
+    pub fn order_key(parent_id: &str, child_id: &str) -> String {
         format!("{parent_id}#{child_id}")
     }
 

@@ -13,6 +13,8 @@ pub mod item;
 #[cfg(feature = "s3")]
 pub mod objects;
 pub mod partition;
+#[cfg(feature = "realtime")]
+pub mod realtime;
 pub mod resource;
 pub mod runtime;
 pub mod store;
@@ -20,7 +22,7 @@ pub mod store;
 pub use auth::{AuthConfig, Identity, TokenMinter, Verifier};
 pub use config::{ConfigError, Env};
 pub use error::ApiError;
-pub use runtime::{Function, Platform};
+pub use runtime::{EventFunction, Function, Platform};
 
 /// The version of this build: the crate version and the git commit it was built from.
 pub const BUILD_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("BUILD_COMMIT"));

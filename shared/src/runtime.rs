@@ -21,6 +21,7 @@ pub struct Platform {
     pub development_mode: bool,
     /// AWS settings from the environment; `None` when every service has a local endpoint.
     sdk_config: Option<aws_config::SdkConfig>,
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     s3_endpoint: Option<String>,
 }
 
@@ -47,6 +48,22 @@ impl Platform {
     /// A repository of user-owned items over this platform's DynamoDB client and cursor key.
     pub fn store(&self, collection: crate::store::Collection) -> crate::store::UserStore {
         crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone())
+    }
+
+    /// A client for the API Gateway Management API of a WebSocket API (`endpoint` is
+    /// `https://<api-id>.execute-api.<region>.amazonaws.com/<stage>`, or the local gateway).
+    #[cfg(feature = "realtime")]
+    pub fn management(&self, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
+        let config = match &self.sdk_config {
+            Some(sdk) => aws_sdk_apigatewaymanagement::config::Builder::from(sdk).endpoint_url(endpoint).build(),
+            None => aws_sdk_apigatewaymanagement::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("local", "local", None, None, "local-gateway"))
+                .endpoint_url(endpoint)
+                .build(),
+        };
+        aws_sdk_apigatewaymanagement::Client::from_conf(config)
     }
 
     /// The S3 client, built from the settings loaded at cold start.
@@ -91,6 +108,33 @@ pub fn local_dynamodb_client(endpoint: String) -> aws_sdk_dynamodb::Client {
 pub trait Function: Send + Sync + Sized + 'static {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError>;
     fn handle(&self, request: Request) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// A Lambda function fed by other events than HTTP requests (WebSocket routes, DynamoDB
+/// Streams): built once, then called with each event's JSON.
+pub trait EventFunction: Send + Sync + Sized + 'static {
+    fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError>;
+    fn handle(&self, event: serde_json::Value) -> impl Future<Output = Result<serde_json::Value, String>> + Send;
+}
+
+/// The whole of an event function's `main`, like [`run`] for HTTP functions.
+pub async fn run_events<F: EventFunction>() -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let env = Env::process();
+    let function = match Platform::from_env(&env).await.and_then(|platform| F::build(&platform, &env)) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration error");
+            return Err(e.into());
+        }
+    };
+    let function = &function;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            function.handle(event.payload).await.map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
 }
 
 /// JSON logs on stdout (CloudWatch), level from `RUST_LOG` (default `info`).

@@ -137,7 +137,7 @@ impl Harness {
     /// Calls one function with an already built request (e.g. from an `events/` fixture).
     pub async fn invoke(&self, binary: &str, request: Request) -> Reply {
         let function = self.stack.function(binary).unwrap_or_else(|| panic!("no function {binary}"));
-        let response = (function.handler)(request).await;
+        let response = function.call(request).await;
         let (parts, body) = response.into_parts();
         let body = match body {
             Body::Empty => Vec::new(),

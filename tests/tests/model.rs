@@ -142,8 +142,11 @@ async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
             }
             Op::StartRun(u, p) | Op::PauseRun(u, p) => {
                 let Some(id) = nth(&m.workflows, p) else { continue };
-                let (action, from, to) =
-                    if matches!(op, Op::StartRun(..)) { ("start", "idle", "running") } else { ("pause", "running", "paused") };
+                let (action, from, to) = if matches!(op, Op::StartRun(..)) {
+                    ("start", "idle", "running")
+                } else {
+                    ("pause", "running", "paused")
+                };
                 let r = h.call(Some(&users[u]), "POST", &format!("/workflows/{id}/run/{action}"), None).await;
                 let entry = m.workflows.get_mut(&id).unwrap();
                 match (entry.0 == u, entry.1 == from) {
@@ -162,7 +165,8 @@ async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
             items.into_iter().map(|i| (i["id"].as_str().unwrap().to_owned(), i)).collect()
         };
         let canvases = names(h.list_all(user, "/canvases", 7).await.0);
-        let expected: BTreeMap<&String, &String> = m.canvases.iter().filter(|(_, (o, _))| *o == u).map(|(id, (_, n))| (id, n)).collect();
+        let expected: BTreeMap<&String, &String> =
+            m.canvases.iter().filter(|(_, (o, _))| *o == u).map(|(id, (_, n))| (id, n)).collect();
         assert_eq!(canvases.len(), expected.len(), "user {u}'s canvas count");
         for (id, name) in expected {
             assert_eq!(canvases[id]["name"], json!(name));

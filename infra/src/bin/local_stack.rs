@@ -67,12 +67,17 @@ async fn up(args: &[String]) -> Result<(), BoxError> {
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e} (pass --port to choose another)"))?;
     let routes = aws.template.route_keys();
-    let settings = LocalSettings::development(aws.dynamodb.endpoint.clone(), aws.s3.endpoint.clone());
-    let stack = Arc::new(LocalStack::build(aws.template.clone(), settings).await?);
     let base = format!("http://127.0.0.1:{port}");
+    let mut settings = LocalSettings::development(aws.dynamodb.endpoint.clone(), aws.s3.endpoint.clone());
+    settings.gateway_url = Some(base.clone());
+    let stack = Arc::new(LocalStack::build(aws.template.clone(), settings).await?);
+    let _pumps = infra::streams::spawn_pumps(stack.clone()).await?;
     println!("\nLocal API (development mode) at {base}");
     for route in &routes {
         println!("  {route}");
+    }
+    if stack.template.websocket.is_some() {
+        println!("  WebSocket: ws://127.0.0.1:{port}{}?token=<JWT>", infra::websocket::PATH);
     }
     println!(
         "\nGet a token and call the API:\n  TOKEN=$(curl -s -X POST {base}/dev/token -d '{{\"user\":\"alice\"}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')\n  curl -s -X POST {base}/canvases -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"My first canvas\"}}'\n  curl -s {base}/canvases -H \"Authorization: Bearer $TOKEN\"\n\nCtrl-C stops the gateway and DynamoDB Local.\n"
