@@ -281,3 +281,15 @@ async fn the_local_gateway_serves_the_api_over_http() {
     let cleanup = http.delete(format!("{base}/canvases/{cid}")).bearer_auth(token).send().await.unwrap();
     assert_eq!(cleanup.status(), 204);
 }
+
+#[tokio::test]
+async fn dynamodb_unavailable_is_a_503_with_retry_after() {
+    let h = Harness::with(|s| s.dynamodb_endpoint = "http://127.0.0.1:9".into()).await;
+    let alice = h.user("alice");
+    for (method, path, body) in [("GET", "/canvases", None), ("POST", "/canvases", Some(json!({"name": "x"})))] {
+        let reply = h.call(Some(&alice), method, path, body).await;
+        let problem = reply.assert_problem(503);
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert!(!problem["detail"].as_str().unwrap().contains("127.0.0.1"), "no internals leak: {problem}");
+    }
+}
