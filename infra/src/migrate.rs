@@ -262,8 +262,9 @@ pub struct Summary {
     pub issues_dropped: u64,
     /// Legacy attributes not carried over: (kind, attribute) -> items.
     pub left_behind: BTreeMap<(Kind, String), u64>,
-    /// Items read by this run, and how long it took.
+    /// Items read (and written; a dry run: would write) by this run, and how long it took.
     pub read_this_run: u64,
+    pub written_this_run: u64,
     pub elapsed: Duration,
     pub read_units: f64,
     pub write_units: f64,
@@ -313,6 +314,7 @@ struct Shared {
     issues: Mutex<(Vec<Issue>, u64)>,
     left_behind: Mutex<BTreeMap<(Kind, String), u64>>,
     read_this_run: AtomicU64,
+    written_this_run: AtomicU64,
     stop: Arc<AtomicBool>,
 }
 
@@ -412,6 +414,7 @@ impl Migration {
             issues: Mutex::new((Vec::new(), 0)),
             left_behind: Mutex::new(BTreeMap::new()),
             read_this_run: AtomicU64::new(0),
+            written_this_run: AtomicU64::new(0),
             stop: self.stop.clone(),
         });
 
@@ -442,6 +445,7 @@ impl Migration {
             issues_dropped,
             left_behind,
             read_this_run: shared.read_this_run.load(Ordering::SeqCst),
+            written_this_run: shared.written_this_run.load(Ordering::SeqCst),
             elapsed: started.elapsed(),
             read_units: shared.reads.consumed(),
             write_units: shared.writes.consumed(),
@@ -478,7 +482,7 @@ impl Migration {
         }
         let created = t
             .creation_date_time()
-            .and_then(|d| OffsetDateTime::from_unix_timestamp_nanos(i128::from(d.as_nanos())).ok())
+            .and_then(|d| OffsetDateTime::from_unix_timestamp_nanos(d.as_nanos()).ok())
             .unwrap_or_else(OffsetDateTime::now_utc);
         Ok(LegacyTable { created, items: t.item_count().unwrap_or(0).max(0) as u64 })
     }
@@ -550,13 +554,17 @@ impl Shared {
             false => ProgressBar::hidden(),
         };
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>9} [{bar:28}] {pos:>7}/{len:7} {per_sec:>11} {elapsed:>4} {msg}")
+            ProgressStyle::with_template("{prefix:>9} [{bar:28}] {pos:>7}/{len:7} {rate:>9} {elapsed:>4} {msg}")
                 .expect("progress template")
+                .with_key("rate", move |state: &indicatif::ProgressState, w: &mut dyn fmt::Write| {
+                    // Items of this run only (a resumed bar starts at the checkpoint's count).
+                    let items = state.pos().saturating_sub(read_before) as f64;
+                    let _ = write!(w, "{:.0}/s", items / state.elapsed().as_secs_f64().max(0.001));
+                })
                 .progress_chars("=> "),
         );
         bar.set_prefix(kind.name());
         bar.set_position(read_before);
-        bar.reset_eta();
         let mut workers = tokio::task::JoinSet::new();
         for segment in 0..shared.config.segments {
             let (shared, bar) = (shared.clone(), bar.clone());
@@ -654,6 +662,7 @@ impl Shared {
             let mut progress = self.progress.lock().expect("progress lock");
             let k = progress.kinds.get_mut(&kind).expect("kind in checkpoint");
             k.counts.add(&page.counts);
+            self.written_this_run.fetch_add(page.counts.written, Ordering::SeqCst);
             let s = &mut k.segments[segment as usize];
             s.resume_after = next.as_ref().map(key_to_json).transpose()?;
             s.done = next.is_none();
@@ -958,17 +967,29 @@ impl fmt::Display for Summary {
         }
         let total = self.total();
         row(f, "total", &total)?;
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let written = match self.mode {
+            Mode::Run => format!(", {} written ({:.0}/s)", self.written_this_run, self.written_this_run as f64 / secs),
+            Mode::DryRun => format!(", {} would be written", self.written_this_run),
+            Mode::Verify => String::new(),
+        };
         writeln!(
             f,
-            "  {} items read by this run in {:.2} s: {:.0} items/s ({} segments; read units {:.1}, {}; write units {:.1}, {})",
+            "  this run: {} items read in {:.2} s ({:.0} items/s){written}",
             self.read_this_run,
             self.elapsed.as_secs_f64(),
             self.items_per_second(),
+        )?;
+        let writes = match self.mode {
+            Mode::Run => format!(", {:.1} write units ({})", self.write_units, rate_text(self.max_write_units)),
+            _ => String::new(),
+        };
+        writeln!(
+            f,
+            "  {} scan segments; consumed {:.1} read units ({}){writes}",
             self.segments,
             self.read_units,
             rate_text(self.max_read_units),
-            self.write_units,
-            rate_text(self.max_write_units),
         )?;
 
         let migratable = total.written + total.present + total.conflicts + total.missing;
@@ -1029,7 +1050,7 @@ impl fmt::Display for Summary {
         if !self.left_behind.is_empty() {
             let left: Vec<String> =
                 self.left_behind.iter().map(|((kind, name), n)| format!("{kind}.{name} ×{n}")).collect();
-            writeln!(f, "  legacy attributes not carried over: {}", left.join(", "))?;
+            writeln!(f, "  legacy attributes not carried over (items read by this run): {}", left.join(", "))?;
         }
         match (self.complete, &self.checkpoint) {
             (true, Some(path)) => writeln!(

@@ -106,9 +106,11 @@ pub struct Args {
     /// Progress of a real run, resumed from when it exists; removed when the run completes.
     #[arg(long, default_value = "migrate-checkpoint.json", value_name = "FILE")]
     pub checkpoint: PathBuf,
-    /// Every issue (failed item, conflict, difference) as a JSON line.
-    #[arg(long, default_value = "migrate-report.jsonl", value_name = "FILE")]
-    pub report: PathBuf,
+    /// Every issue (failed item, conflict, difference) as a JSON line. Default:
+    /// migrate-report.jsonl, migrate-dry-run.jsonl or migrate-verify.jsonl, so one mode's
+    /// report never replaces another's.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Stop once this many items were read (as an interruption would; resume later).
     #[arg(long, value_name = "ITEMS")]
     pub stop_after: Option<u64>,
@@ -172,7 +174,13 @@ impl Args {
         config.max_read_units = bound(self.max_read_units);
         config.max_write_units = bound(self.max_write_units);
         config.checkpoint = Some(self.checkpoint.clone());
-        config.report = Some(self.report.clone());
+        config.report = Some(self.report.clone().unwrap_or_else(|| {
+            PathBuf::from(match mode {
+                Mode::Run => "migrate-report.jsonl",
+                Mode::DryRun => "migrate-dry-run.jsonl",
+                Mode::Verify => "migrate-verify.jsonl",
+            })
+        }));
         config.stop_after = self.stop_after;
         config.progress = !self.no_progress;
         Ok(config)
@@ -295,6 +303,7 @@ mod tests {
         assert_eq!(config.target[&Kind::Canvases], "stack-CanvasesTable-X");
         assert_eq!(config.max_write_units, None);
         assert_eq!(config.max_read_units, Some(100.0));
+        assert_eq!(config.report, Some(PathBuf::from("migrate-dry-run.jsonl")));
         assert!(Args::try_parse_from(["migrate", "--dry-run", "--verify"]).is_err());
         let ownerless = Args::try_parse_from(["migrate", "--legacy-canvases", "t"]).unwrap();
         assert!(ownerless.config().unwrap_err().contains("owners"));

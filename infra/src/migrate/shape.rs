@@ -629,7 +629,11 @@ mod tests {
         );
         let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(canvases::DATA_MAX_BYTES));
         assert_eq!(cat(Kind::Canvases, &base(&[name.clone(), ("data", AttributeValue::S(huge))])), Category::TooLarge);
-        assert_eq!(cat(Kind::Workflows, &base(&[name.clone()])), Category::Malformed, "a workflow needs its graph");
+        assert_eq!(
+            cat(Kind::Workflows, &base(std::slice::from_ref(&name))),
+            Category::Malformed,
+            "a workflow needs its graph"
+        );
         assert_eq!(
             cat(Kind::Files, &base(&[name.clone(), ("size", AttributeValue::S("12".into()))])),
             Category::Malformed
