@@ -60,3 +60,51 @@ ensure_rust() {
     return 1
   fi
 }
+
+# rustfmt and clippy, for infra/lint.
+ensure_rust_components() {
+  ensure_rust
+  if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
+  if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
+}
+
+# The Rust standard library for a cross target (the Lambda functions run on arm64), via rustup.
+ensure_rust_target() {
+  ensure_rust
+  if ! rustup target list --installed | grep -qx "$1"; then
+    log "installing the Rust standard library for $1 (rustup)"
+    rustup target add "$1"
+  fi
+}
+
+# The Lambda binaries template.yaml declares, one a line: Metadata.BuildProperties.Binary of
+# every AWS::Serverless::Function built with rust-cargolambda. Needs ensure_venv (PyYAML).
+template_binaries() {
+  python - "$ROOT/template.yaml" <<'PY'
+import sys, yaml
+
+class Loader(yaml.SafeLoader):
+    pass
+
+# CloudFormation's short forms (!Ref, !Sub, !GetAtt...) are irrelevant here.
+Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+with open(sys.argv[1]) as f:
+    template = yaml.load(f, Loader=Loader)
+seen = []
+for name, resource in (template.get("Resources") or {}).items():
+    if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
+        continue
+    metadata = resource.get("Metadata") or {}
+    if metadata.get("BuildMethod") != "rust-cargolambda":
+        continue
+    binary = (metadata.get("BuildProperties") or {}).get("Binary")
+    if not binary:
+        sys.exit(f"template.yaml: {name} has BuildMethod rust-cargolambda but no Metadata.BuildProperties.Binary")
+    if binary in seen:
+        sys.exit(f"template.yaml: binary {binary!r} is used by two functions; give every function its own")
+    seen.append(binary)
+if not seen:
+    sys.exit("template.yaml declares no rust-cargolambda function")
+print("\n".join(seen))
+PY
+}
