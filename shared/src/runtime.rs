@@ -1,9 +1,13 @@
 //! What a function builds once per cold start, and the Lambda entry point every `main.rs` calls.
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use aws_lc_rs::hmac;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::config::{retry::RetryConfig, BehaviorVersion, Credentials, Region};
 use lambda_http::{service_fn, Body, Request, Response};
 
 use crate::{
@@ -45,6 +49,32 @@ impl Platform {
         Ok(Self { verifier, dynamodb, cursors, development_mode, sdk_config, s3_endpoint })
     }
 
+    /// Opens the DynamoDB connection during the cold start instead of on the first request:
+    /// one cheap call (`DescribeEndpoints`, no table, no data) resolves credentials and the
+    /// endpoint, loads the TLS roots and leaves a connected (TLS) socket in the client's pool.
+    /// Any answer will do, an error included (a missing IAM permission, DynamoDB Local's
+    /// "unknown operation"): only the connection matters. A failure or a slow answer is logged
+    /// and ignored after [`WARM_UP_TIMEOUT`], so the warm-up can never keep a function from
+    /// starting.
+    pub async fn warm_up(&self) {
+        let started = Instant::now();
+        // No retries: a refused connection is reported at once instead of after backoffs.
+        let call = self
+            .dynamodb
+            .describe_endpoints()
+            .customize()
+            .config_override(aws_sdk_dynamodb::Config::builder().retry_config(RetryConfig::disabled()))
+            .send();
+        match tokio::time::timeout(WARM_UP_TIMEOUT, call).await {
+            Ok(Ok(_)) => tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "dynamodb warmed up"),
+            Ok(Err(e)) => {
+                let answered = e.raw_response().is_some();
+                tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, answered, error = %e, "dynamodb warm-up answered with an error")
+            }
+            Err(_) => tracing::warn!(timeout_ms = WARM_UP_TIMEOUT.as_millis() as u64, "dynamodb warm-up timed out"),
+        }
+    }
+
     /// A repository of user-owned items over this platform's DynamoDB client and cursor key.
     pub fn store(&self, collection: crate::store::Collection) -> crate::store::UserStore {
         crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone())
@@ -76,6 +106,9 @@ impl Platform {
         }
     }
 }
+
+/// The longest a cold start waits for the DynamoDB warm-up before going on without it.
+pub const WARM_UP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `CURSOR_SECRET`, or, when only `JWT_SECRET` is set, a key derived from it (so an HS256
 /// deployment has one secret to manage, and cursors never reuse the signing key itself).
@@ -121,7 +154,7 @@ pub trait EventFunction: Send + Sync + Sized + 'static {
 pub async fn run_events<F: EventFunction>() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let env = Env::process();
-    let function = match Platform::from_env(&env).await.and_then(|platform| F::build(&platform, &env)) {
+    let function = match cold_start(&env, F::build).await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "configuration error");
@@ -135,6 +168,41 @@ pub async fn run_events<F: EventFunction>() -> Result<(), lambda_runtime::Error>
         },
     ))
     .await
+}
+
+/// Configuration, clients and the function, then the DynamoDB warm-up: what a cold start does
+/// before it asks the Runtime API for the first event.
+async fn cold_start<F>(env: &Env, build: fn(&Platform, &Env) -> Result<F, ConfigError>) -> Result<F, ConfigError> {
+    prefer_ca_bundle_file();
+    let platform = Platform::from_env(env).await?;
+    let function = build(&platform, env)?;
+    platform.warm_up().await;
+    Ok(function)
+}
+
+/// The system's CA bundles, in the order `openssl-probe` (which the SDK's TLS roots come from)
+/// looks for them: Debian/Ubuntu, RHEL 7+, Amazon Linux (`provided.al2023`)/Fedora.
+const CA_BUNDLE_FILES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
+/// The SDK loads its TLS roots when it builds its first HTTPS connector (in
+/// `aws_config::load_defaults` or the warm-up) from the system bundle file *and* every
+/// certificate directory (`/etc/ssl/certs`, `/etc/pki/tls/certs`), parsing the same roots
+/// several times over: about 2 ms of a cold start on Debian (hundreds of files). The bundle
+/// holds every root the directories do (both are generated from the same store), so point
+/// `SSL_CERT_FILE` at it and skip the directories, unless the environment already chose
+/// (`SSL_CERT_FILE` or `SSL_CERT_DIR` set: left alone). Called before any client exists and
+/// before any other task runs, so no thread reads the environment meanwhile.
+fn prefer_ca_bundle_file() {
+    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
+        return;
+    }
+    if let Some(bundle) = CA_BUNDLE_FILES.iter().find(|f| std::path::Path::new(f).is_file()) {
+        std::env::set_var("SSL_CERT_FILE", bundle);
+    }
 }
 
 /// JSON logs on stdout (CloudWatch), level from `RUST_LOG` (default `info`).
@@ -156,7 +224,7 @@ pub fn init_logging() {
 pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
     init_logging();
     let env = Env::process();
-    let function = match Platform::from_env(&env).await.and_then(|platform| F::build(&platform, &env)) {
+    let function = match cold_start(&env, F::build).await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "configuration error");
@@ -168,4 +236,48 @@ pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
         Ok::<_, std::convert::Infallible>(function.handle(request).await)
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    async fn platform(endpoint: &str) -> Platform {
+        let env = Env::from_map(HashMap::from([
+            ("JWT_SECRET".to_owned(), "warm-up-test-secret-0123456789abcdef0123".to_owned()),
+            ("DYNAMODB_ENDPOINT".to_owned(), endpoint.to_owned()),
+            ("S3_ENDPOINT".to_owned(), endpoint.to_owned()),
+        ]));
+        Platform::from_env(&env).await.expect("platform builds")
+    }
+
+    #[tokio::test]
+    async fn warm_up_against_a_closed_port_gives_up_at_once() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let platform = platform(&format!("http://127.0.0.1:{port}")).await;
+        let started = Instant::now();
+        platform.warm_up().await;
+        assert!(started.elapsed() < WARM_UP_TIMEOUT, "no retries: took {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn warm_up_against_a_silent_endpoint_stops_waiting_at_the_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        // Accepts connections and never answers.
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let platform = platform(&endpoint).await;
+        let started = Instant::now();
+        platform.warm_up().await;
+        let took = started.elapsed();
+        server.abort();
+        assert!(took >= WARM_UP_TIMEOUT && took < WARM_UP_TIMEOUT * 3, "took {took:?}");
+    }
 }
