@@ -104,6 +104,8 @@ pub struct Results {
     /// DynamoDB Local's own round trip (ms) for the get and the list read, raw HTTP.
     pub dynamodb_round_trip: BTreeMap<String, Vec<f64>>,
     pub overhead: Value,
+    /// `first_us` / `warm_us` per fresh process, from `bench-overhead --first-call`.
+    pub first_call: BTreeMap<String, Vec<f64>>,
     /// The canvases cold start phase by phase (µs per run), from `bench-overhead --init-phases`.
     pub init_phases: BTreeMap<String, Vec<f64>>,
     pub dynamodb: Vec<DynamoRow>,
@@ -391,7 +393,9 @@ async fn dynamodb_round_trip(
     id: &str,
     warm_up: usize,
     samples: usize,
-) -> Result<(Vec<f64>, Vec<f64>), BoxError> {
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), BoxError> {
+    const AUTHORIZATION: &str =
+        "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0";
     let client = reqwest::Client::new();
     let get = json!({
         "TableName": "CanvasesTable",
@@ -407,7 +411,7 @@ async fn dynamodb_round_trip(
         "ScanIndexForward": false,
         "Limit": 21,
     });
-    let mut out = (Vec::new(), Vec::new());
+    let mut out = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..warm_up + samples {
         for (operation, body) in [("GetItem", &get), ("Query", &query)] {
             let started = std::time::Instant::now();
@@ -415,7 +419,7 @@ async fn dynamodb_round_trip(
                 .post(dynamodb)
                 .header("x-amz-target", format!("DynamoDB_20120810.{operation}"))
                 .header("content-type", "application/x-amz-json-1.0")
-                .header("authorization", "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0")
+                .header("authorization", AUTHORIZATION)
                 .body(body.to_string())
                 .send()
                 .await?
@@ -434,6 +438,27 @@ async fn dynamodb_round_trip(
                 }
             }
         }
+    }
+    // A new connection as a cold start leaves it: `DescribeEndpoints` first (the warm-up), then
+    // the first real request, timed.
+    for _ in 0..20 {
+        let fresh = reqwest::Client::new();
+        let mut first_get = 0.0;
+        for (operation, body) in [("DescribeEndpoints", json!({})), ("GetItem", get.clone())] {
+            let started = std::time::Instant::now();
+            fresh
+                .post(dynamodb)
+                .header("x-amz-target", format!("DynamoDB_20120810.{operation}"))
+                .header("content-type", "application/x-amz-json-1.0")
+                .header("authorization", AUTHORIZATION)
+                .body(body.to_string())
+                .send()
+                .await?
+                .bytes()
+                .await?;
+            first_get = ms(started.elapsed());
+        }
+        out.2.push(first_get);
     }
     Ok(out)
 }
@@ -582,6 +607,25 @@ async fn init_phases(args: &Args, setup: &Setup) -> Result<BTreeMap<String, Vec<
     Ok(phases)
 }
 
+/// The first `GET /canvases/{id}` of a fresh, warmed-up process against an instant fake
+/// DynamoDB, and the warm ones after it (`bench-overhead --first-call`), in µs per process.
+async fn first_call(args: &Args) -> Result<BTreeMap<String, Vec<f64>>, BoxError> {
+    let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for _ in 0..args.runs {
+        let run = tokio::process::Command::new(args.release_dir.join("bench-overhead"))
+            .args(["--first-call", "events"])
+            .stdout(std::process::Stdio::null())
+            .output()
+            .await?;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        let last: Value = serde_json::from_str(stderr.lines().last().ok_or("--first-call printed nothing")?)?;
+        for key in ["first_us", "warm_us"] {
+            out.entry(key.into()).or_default().push(last[key].as_f64().unwrap_or(f64::NAN));
+        }
+    }
+    Ok(out)
+}
+
 fn free_port() -> Result<u16, BoxError> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -674,13 +718,16 @@ async fn run() -> Result<(), BoxError> {
     results.dynamodb = rows;
     results.init_calls = init_calls;
     eprintln!("==> DynamoDB Local round trip (and JIT warm-up)");
-    let (get_rtt, query_rtt) = dynamodb_round_trip(&dynamodb, &setup.user, &ids[2], 500, 200).await?;
+    let (get_rtt, query_rtt, fresh_get) = dynamodb_round_trip(&dynamodb, &setup.user, &ids[2], 500, 200).await?;
     results.dynamodb_round_trip.insert("get".into(), get_rtt);
     results.dynamodb_round_trip.insert("list".into(), query_rtt);
+    results.dynamodb_round_trip.insert("get, first on a new connection".into(), fresh_get);
     eprintln!("==> init, first and warm invocations: {} rounds", args.runs);
     latency_rounds(&args, &setup, &ids, &mut results).await?;
     eprintln!("==> canvases init, phase by phase ({} processes)", args.runs);
     results.init_phases = init_phases(&args, &setup).await?;
+    eprintln!("==> first call in process ({} processes)", args.runs);
+    results.first_call = first_call(&args).await?;
     eprintln!("==> handler overhead ({} requests per case)", args.overhead_iterations);
     results.overhead = overhead(&args).await?;
     eprintln!("==> local gateway throughput ({} s per route, {} connections)", args.load_seconds, args.connections);

@@ -187,10 +187,58 @@ async fn init_phases() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// `bench-overhead --first-call <events dir>`: in a fresh process, the function built and its
+/// DynamoDB client warmed up as a cold start does it, against the instant fake DynamoDB; then
+/// `GET /canvases/{id}` once (the first call: code run for the first time) and 20 more. Prints
+/// `{"first_us", "warm_us"}` (warm: the median of the 20).
+async fn first_call(events_dir: &str) -> Result<(), BoxError> {
+    shared::runtime::init_logging();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(fake_dynamodb(listener));
+    let env = fake_env(&endpoint);
+    let token = TokenMinter::from_config(&AuthConfig::from_env(&env)?)
+        .ok_or("HS256 secret is set")?
+        .mint(USER, Duration::from_secs(3600));
+    let platform = Platform::from_env(&env).await?;
+    let function = Canvases::build(&platform, &env)?;
+    platform.warm_up().await;
+    let function = &function;
+    let mut adapter = Adapter::from(service_fn(move |request: Request| async move {
+        Ok::<_, Infallible>(function.handle(request).await)
+    }));
+    let bytes = event(events_dir, "get-canvases-id.json", &token, "")?;
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let started = Instant::now();
+        let payload: LambdaRequest = serde_json::from_slice(&bytes)?;
+        let response = adapter.call(LambdaEvent::new(payload, Context::default())).await?;
+        std::hint::black_box(serde_json::to_vec(&response)?);
+        times.push(started.elapsed());
+    }
+    let first = times.remove(0);
+    times.sort();
+    eprintln!("{}", json!({"first_us": first.as_secs_f64() * 1e6, "warm_us": percentile(&times, 0.5)}));
+    Ok(())
+}
+
+/// The canvases configuration against a fake DynamoDB at `endpoint`.
+fn fake_env(endpoint: &str) -> Env {
+    Env::from_map(HashMap::from([
+        ("JWT_SECRET".into(), "bench-overhead-secret-0123456789abcdef0123456789".into()),
+        ("CANVASES_TABLE".into(), "CanvasesTable".into()),
+        ("DYNAMODB_ENDPOINT".into(), endpoint.to_owned()),
+        ("S3_ENDPOINT".into(), endpoint.to_owned()),
+    ]))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     if std::env::args().nth(1).as_deref() == Some("--init-phases") {
         return init_phases().await;
+    }
+    if std::env::args().nth(1).as_deref() == Some("--first-call") {
+        return first_call(std::env::args().nth(2).as_deref().unwrap_or("events")).await;
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let events_dir = args.first().map(String::as_str).unwrap_or("events");
@@ -201,13 +249,7 @@ async fn main() -> Result<(), BoxError> {
     let endpoint = format!("http://{}", listener.local_addr()?);
     tokio::spawn(fake_dynamodb(listener));
 
-    let vars: HashMap<String, String> = HashMap::from([
-        ("JWT_SECRET".into(), "bench-overhead-secret-0123456789abcdef0123456789".into()),
-        ("CANVASES_TABLE".into(), "CanvasesTable".into()),
-        ("DYNAMODB_ENDPOINT".into(), endpoint.clone()),
-        ("S3_ENDPOINT".into(), endpoint.clone()),
-    ]);
-    let env = Env::from_map(vars);
+    let env = fake_env(&endpoint);
     let token = TokenMinter::from_config(&AuthConfig::from_env(&env)?)
         .ok_or("HS256 secret is set")?
         .mint(USER, Duration::from_secs(3600));
