@@ -217,7 +217,12 @@ impl<'a> Report<'a> {
         self.row(
             format!("init of `canvases` phase by phase, in process (medians of n={})", r.init_phases.get("warm_up").map_or(0, Vec::len)),
             breakdown.clone(),
-            format!("{} in `main` before `lambda_http::run`; the rest of the exec → `/next` median ({}) is exec, loading, tokio and the first `/next`, as in the floor", fmt_ms(in_main), fmt_ms(canvases_init - in_main)),
+            format!(
+                "{} in `main` before `lambda_http::run`; the rest of the exec → `/next` median ({}) is exec, loading a larger binary, tokio and the first `/next`, what the floor does in {}",
+                fmt_ms(in_main),
+                fmt_ms(canvases_init - in_main),
+                fmt_ms(floor_median)
+            ),
             "(diagnostic)",
             "",
         );
