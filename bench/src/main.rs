@@ -166,7 +166,7 @@ fn canvas_body(i: usize) -> String {
 }
 
 struct Setup {
-    template: infra::template::Template,
+    template: template::Template,
     /// Per template binary: its environment (without `S3_ENDPOINT`, see `function_env`).
     envs: BTreeMap<String, BTreeMap<String, String>>,
     token: String,
@@ -178,11 +178,11 @@ struct Setup {
 /// only DynamoDB is redirected (to DynamoDB Local): the rest of the AWS configuration is
 /// loaded from the Lambda environment, on the same code path as in AWS.
 fn function_env(
-    spec: &infra::template::FunctionSpec,
-    template: &infra::template::Template,
-    settings: &infra::local::LocalSettings,
+    spec: &template::FunctionSpec,
+    template: &template::Template,
+    settings: &local_stack::local::LocalSettings,
 ) -> BTreeMap<String, String> {
-    let mut env = infra::local::local_environment(spec, template, settings);
+    let mut env = local_stack::local::local_environment(spec, template, settings);
     env.remove("S3_ENDPOINT");
     env.remove("DEVELOPMENT_MODE");
     env
@@ -190,9 +190,9 @@ fn function_env(
 
 impl Setup {
     fn new(dynamodb: &str, s3: &str) -> Result<Self, BoxError> {
-        let template = infra::template::Template::load_default()?;
+        let template = template::Template::load_default()?;
         // A fresh random HS256 secret, the benchmark's own issuer and audience.
-        let mut settings = infra::local::LocalSettings::development(dynamodb.to_owned(), s3.to_owned());
+        let mut settings = local_stack::local::LocalSettings::development(dynamodb.to_owned(), s3.to_owned());
         settings.issuer = "http://localhost/bench".into();
         settings.audience = "bench-api".into();
         settings.development_mode = false;
@@ -699,7 +699,7 @@ async fn throughput(args: &Args) -> Result<Vec<load::LoadResult>, BoxError> {
 async fn run() -> Result<(), BoxError> {
     if std::env::args().nth(1).as_deref() == Some("--print-binaries") {
         // The functions `template.yaml` declares, for infra/bench's release build.
-        for spec in infra::template::Template::load_default()?.functions {
+        for spec in template::Template::load_default()?.functions {
             println!("{}", spec.binary);
         }
         return Ok(());

@@ -12,6 +12,7 @@ pub mod http;
 pub mod item;
 #[cfg(feature = "s3")]
 pub mod objects;
+pub mod owned;
 pub mod partition;
 #[cfg(feature = "realtime")]
 pub mod realtime;

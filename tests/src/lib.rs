@@ -6,14 +6,14 @@ pub mod keys;
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use infra::{
+use lambda_http::{Body, Request};
+use local_stack::{
     local::{apigw_v2_event, new_request_id, request_from_event, HttpCall, LocalSettings, LocalStack},
     s3_local::S3Local,
     tables,
-    template::Template,
 };
-use lambda_http::{Body, Request};
 use serde_json::Value;
+use template::Template;
 
 static TABLES: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
@@ -200,14 +200,14 @@ impl Harness {
 
 /// The JSON body of an `events/` fixture, if it has one.
 pub fn fixture_body(name: &str) -> Option<Value> {
-    let path = infra::workspace_root().join("events").join(name);
+    let path = local_stack::workspace_root().join("events").join(name);
     let event: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     event["body"].as_str().map(|b| serde_json::from_str(b).expect("fixture body is JSON"))
 }
 
 /// Reads an `events/` fixture, applying `edit` to the JSON before it becomes a request.
 pub fn fixture(name: &str, edit: impl FnOnce(&mut Value)) -> Request {
-    let path = infra::workspace_root().join("events").join(name);
+    let path = local_stack::workspace_root().join("events").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut event: Value = serde_json::from_str(&text).expect("fixture is JSON");
     edit(&mut event);
@@ -216,7 +216,7 @@ pub fn fixture(name: &str, edit: impl FnOnce(&mut Value)) -> Request {
 
 /// All fixtures in `events/` with their route keys.
 pub fn fixtures() -> BTreeMap<String, String> {
-    let dir = infra::workspace_root().join("events");
+    let dir = local_stack::workspace_root().join("events");
     std::fs::read_dir(dir)
         .expect("events/ exists")
         .filter_map(Result::ok)
@@ -230,7 +230,7 @@ pub fn fixtures() -> BTreeMap<String, String> {
 
 /// The API description (`openapi.json`).
 pub fn openapi() -> Value {
-    let path = infra::workspace_root().join("openapi.json");
+    let path = local_stack::workspace_root().join("openapi.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("openapi.json exists")).expect("openapi.json is JSON")
 }
 

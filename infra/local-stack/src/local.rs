@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use shared::{ConfigError, Env, EventFunction, Function, Platform, TokenMinter};
 
-use crate::template::{EnvValue, FunctionSpec, HttpRoute, Template};
+use template::{EnvValue, FunctionSpec, HttpRoute, Template};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;

@@ -249,7 +249,7 @@ async fn the_local_gateway_serves_the_api_over_http() {
     let h = Harness::new().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(infra::gateway::serve(h.stack.clone(), listener));
+    tokio::spawn(local_stack::gateway::serve(h.stack.clone(), listener));
     let http = reqwest::Client::new();
 
     let minted: Value = http

@@ -5,14 +5,14 @@
 
 use std::{process::ExitCode, sync::Arc};
 
-use infra::{
+use local_stack::{
     dynamodb_local::DynamoDbLocal,
     gateway,
     local::{LocalSettings, LocalStack},
     s3_local::S3Local,
     tables,
-    template::Template,
 };
+use template::Template;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -71,13 +71,13 @@ async fn up(args: &[String]) -> Result<(), BoxError> {
     let mut settings = LocalSettings::development(aws.dynamodb.endpoint.clone(), aws.s3.endpoint.clone());
     settings.gateway_url = Some(base.clone());
     let stack = Arc::new(LocalStack::build(aws.template.clone(), settings).await?);
-    let _pumps = infra::streams::spawn_pumps(stack.clone()).await?;
+    let _pumps = local_stack::streams::spawn_pumps(stack.clone()).await?;
     println!("\nLocal API (development mode) at {base}");
     for route in &routes {
         println!("  {route}");
     }
     if stack.template.websocket.is_some() {
-        println!("  WebSocket: ws://127.0.0.1:{port}{}?token=<JWT>", infra::websocket::PATH);
+        println!("  WebSocket: ws://127.0.0.1:{port}{}?token=<JWT>", local_stack::websocket::PATH);
     }
     println!(
         "\nGet a token and call the API:\n  TOKEN=$(curl -s -X POST {base}/dev/token -d '{{\"user\":\"alice\"}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')\n  curl -s -X POST {base}/canvases -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"My first canvas\"}}'\n  curl -s {base}/canvases -H \"Authorization: Bearer $TOKEN\"\n\nCtrl-C stops the gateway and DynamoDB Local.\n"

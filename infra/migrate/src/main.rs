@@ -1,7 +1,7 @@
 //! `migrate`: single-tenant legacy tables into the user-partitioned tables. The logic lives in
-//! `infra::migrate`; `migrate --help` lists the options, the README shows a run.
+//! the `migrate` library; `migrate --help` lists the options, the README shows a run.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    infra::migrate::cli::main(std::env::args_os()).await
+    migrate::cli::main(std::env::args_os()).await
 }

@@ -1,9 +1,28 @@
 //! Reads `template.yaml`, the one source of truth for tables, routes and function settings,
 //! so the local stack creates and serves exactly what SAM deploys.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use serde_yaml::{value::TaggedValue, Mapping, Value};
+
+/// The project root: the nearest folder upwards holding `template.yaml`, from the current
+/// directory or, failing that, from this crate's source folder.
+pub fn workspace_root() -> PathBuf {
+    let has_template = |p: &PathBuf| p.join("template.yaml").is_file() && p.join("Cargo.toml").is_file();
+    if let Ok(cwd) = std::env::current_dir() {
+        if let Some(found) = cwd.ancestors().map(PathBuf::from).find(has_template) {
+            return found;
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(PathBuf::from)
+        .expect("infra/template is two levels down")
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -188,7 +207,7 @@ impl Template {
 
     /// `template.yaml` at the workspace root.
     pub fn load_default() -> Result<Self, TemplateError> {
-        Self::load(&crate::workspace_root().join("template.yaml"))
+        Self::load(&workspace_root().join("template.yaml"))
     }
 
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
@@ -424,7 +443,7 @@ mod tests {
 
     #[test]
     fn no_function_may_scan() {
-        let text = std::fs::read_to_string(crate::workspace_root().join("template.yaml")).unwrap();
+        let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
         assert!(!text.contains("dynamodb:Scan"), "template grants Scan");
         assert!(!text.contains("dynamodb:*"), "template grants every DynamoDB action");
     }

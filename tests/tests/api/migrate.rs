@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use ::migrate::{cli, owner::Owners, shape::Category, Config, Kind, Migration, Mode, Summary};
 use aws_sdk_dynamodb::{
     types::{
         AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest, ScalarAttributeType,
@@ -15,7 +16,6 @@ use aws_sdk_dynamodb::{
     },
     Client,
 };
-use infra::migrate::{cli, owner::Owners, shape::Category, Config, Kind, Migration, Mode, Summary};
 use integration_tests::{Harness, User};
 use serde_json::{json, Value};
 

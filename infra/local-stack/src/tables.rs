@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::{
     Client,
 };
 
-use crate::template::{KeyElement, TableSpec};
+use template::{KeyElement, TableSpec};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -26,9 +26,9 @@ async fn live() -> Live {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let h = Harness::with(|s| s.gateway_url = Some(base.clone())).await;
-    tokio::spawn(infra::gateway::serve(h.stack.clone(), listener));
-    infra::streams::spawn_pumps(h.stack.clone()).await.expect("stream pumps start");
-    let ws = format!("{}{}", base.replacen("http", "ws", 1), infra::websocket::PATH);
+    tokio::spawn(local_stack::gateway::serve(h.stack.clone(), listener));
+    local_stack::streams::spawn_pumps(h.stack.clone()).await.expect("stream pumps start");
+    let ws = format!("{}{}", base.replacen("http", "ws", 1), local_stack::websocket::PATH);
     Live { h, ws }
 }
 

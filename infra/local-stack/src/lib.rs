@@ -1,0 +1,12 @@
+//! The local stack: DynamoDB Local, the template's tables, and a local API gateway that serves
+//! every function's routes through the same handler code Lambda runs.
+
+pub mod dynamodb_local;
+pub mod gateway;
+pub mod local;
+pub mod s3_local;
+pub mod streams;
+pub mod tables;
+pub mod websocket;
+
+pub use template::workspace_root;
