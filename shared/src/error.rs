@@ -1,6 +1,10 @@
 //! The one error type of the API and its single mapping to HTTP (RFC 9457 problem details).
 
-use lambda_http::{http::StatusCode, Body, Response};
+use axum::{
+    body::Body,
+    http::{header, StatusCode},
+    response::Response,
+};
 use serde::Serialize;
 
 /// Every way a request can fail. Handlers return it; only [`ApiError::to_response`] turns it
@@ -31,6 +35,9 @@ pub enum ApiError {
     /// No route of this function matches the request.
     #[error("no route matches {0}")]
     RouteNotFound(String),
+    /// The path exists, but not with this method.
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
     /// A dependency (DynamoDB) is throttling or unreachable; the client may retry.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -64,6 +71,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,7 +88,7 @@ impl ApiError {
     }
 
     /// The single place an error becomes an HTTP response.
-    pub fn to_response(&self, request_id: &str) -> Response<Body> {
+    pub fn to_response(&self, request_id: &str) -> Response {
         let status = self.status();
         let detail = self.public_detail();
         let problem = Problem {
@@ -93,14 +101,19 @@ impl ApiError {
         let body = serde_json::to_string(&problem).expect("problem details always serialize");
         let mut builder = Response::builder()
             .status(status)
-            .header("content-type", "application/problem+json")
+            .header(header::CONTENT_TYPE, "application/problem+json")
             .header("x-request-id", request_id);
         builder = match self {
             Self::Unauthorized(_) => builder.header("www-authenticate", "Bearer"),
             Self::Unavailable(_) => builder.header("retry-after", "1"),
             _ => builder,
         };
-        builder.body(Body::Text(body)).expect("static headers are valid")
+        builder.body(Body::from(body)).unwrap_or_else(|_| {
+            // Only a request id that is not header-safe can fail; answer without it.
+            let mut plain = Response::new(Body::from(self.public_detail()));
+            *plain.status_mut() = status;
+            plain
+        })
     }
 }
 
@@ -108,11 +121,13 @@ impl ApiError {
 mod tests {
     use super::*;
 
-    fn body_json(resp: &Response<Body>) -> serde_json::Value {
-        match resp.body() {
-            Body::Text(t) => serde_json::from_str(t).unwrap(),
-            other => panic!("unexpected body {other:?}"),
-        }
+    fn body_json(resp: Response) -> serde_json::Value {
+        let bytes = futures_executor_block_on(axum::body::to_bytes(resp.into_body(), usize::MAX)).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
     }
 
     #[test]
@@ -120,7 +135,7 @@ mod tests {
         let resp = ApiError::NotFound("canvas").to_response("req-1");
         assert_eq!(resp.status(), 404);
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
-        let body = body_json(&resp);
+        let body = body_json(resp);
         assert_eq!(body["status"], 404);
         assert_eq!(body["request_id"], "req-1");
         assert_eq!(body["detail"], "canvas not found");
@@ -130,10 +145,10 @@ mod tests {
     fn internal_details_are_not_leaked() {
         let resp = ApiError::Internal("table xyz missing attr".into()).to_response("r");
         assert_eq!(resp.status(), 500);
-        assert!(!body_json(&resp)["detail"].as_str().unwrap().contains("xyz"));
+        assert!(!body_json(resp)["detail"].as_str().unwrap().contains("xyz"));
         let resp = ApiError::Unauthorized("kid abc unknown".into()).to_response("r");
         assert_eq!(resp.status(), 401);
-        assert!(!body_json(&resp)["detail"].as_str().unwrap().contains("abc"));
         assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+        assert!(!body_json(resp)["detail"].as_str().unwrap().contains("abc"));
     }
 }

@@ -1,14 +1,26 @@
-//! The request pipeline every function shares: route, authenticate, parse, answer, log.
-//!
-//! A function declares its routes (API Gateway route keys, as in `template.yaml`) and one
-//! handler; [`serve`] does the rest, so every area authenticates, errs and logs the same way.
+//! The HTTP side every area shares. An area is an `axum` router whose handlers take what they
+//! need as extractors defined here once: the verified caller ([`Identity`]), a JSON body that
+//! refuses protected and unknown fields ([`JsonBody`]), `If-Match` ([`IfMatch`]), paging
+//! ([`Paging`]) and item ids ([`ItemId`]). [`app`] wraps an area's router with the pipeline
+//! that gives every request an id, answers every error as problem+json with that id, and logs
+//! one line per request.
 
-use std::{collections::BTreeMap, future::Future, time::Instant};
-
-use lambda_http::{
-    aws_lambda_events::apigw::ApiGatewayV2httpRequestContext, http::StatusCode, request::RequestContext, Body, Request,
-    RequestExt, Response,
+use std::{
+    collections::BTreeMap,
+    marker::PhantomData,
+    sync::{Arc, OnceLock},
+    time::Instant,
 };
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{FromRequest, FromRequestParts, MatchedPath, Request, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode, Uri},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    Router,
+};
+use lambda_http::{aws_lambda_events::apigw::ApiGatewayV2httpRequestContext, request::RequestContext, RequestExt};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
@@ -18,148 +30,281 @@ use crate::{
     store::{attr, Expect},
 };
 
-/// One route of a function: the API Gateway route key (`"GET /canvases/{id}"`) and the
-/// operation it selects.
-#[derive(Clone, Copy, Debug)]
-pub struct Route<Op> {
-    pub key: &'static str,
-    pub op: Op,
-    pub public: bool,
+/// Wraps an area's router with the shared pipeline: request ids, problem+json for every error
+/// (the router's own 404 and 405 included), the verifier for [`Identity`], one log line per
+/// request. What Lambda runs and what the local gateway hosts.
+pub fn app(router: Router, verifier: Arc<Verifier>) -> Router {
+    router
+        .fallback(|method: Method, uri: Uri| async move { ApiError::RouteNotFound(format!("{method} {}", uri.path())) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(verifier, pipeline))
 }
 
-impl<Op> Route<Op> {
-    /// A route that needs a verified token.
-    pub const fn private(key: &'static str, op: Op) -> Self {
-        Self { key, op, public: false }
-    }
-
-    /// A route anyone may call (health, API description).
-    pub const fn public(key: &'static str, op: Op) -> Self {
-        Self { key, op, public: true }
-    }
-
-    fn method_and_pattern(&self) -> (&'static str, &'static str) {
-        self.key.split_once(' ').expect("route keys are \"METHOD /path\"")
-    }
+/// What the pipeline hands the extractors of one request.
+#[derive(Clone)]
+struct RequestScope {
+    verifier: Arc<Verifier>,
+    /// Set once the caller is verified, so the log line names them.
+    caller: Arc<OnceLock<String>>,
 }
 
-/// Matches `/canvases/{id}` against `/canvases/0193...`, returning the path parameters.
-pub fn match_path(pattern: &str, path: &str) -> Option<BTreeMap<String, String>> {
-    let mut params = BTreeMap::new();
-    let mut want = pattern.trim_end_matches('/').split('/');
-    let mut have = path.trim_end_matches('/').split('/');
-    loop {
-        match (want.next(), have.next()) {
-            (None, None) => return Some(params),
-            (Some(w), Some(h)) if w.starts_with('{') && w.ends_with('}') && !h.is_empty() => {
-                let value = percent_decode(h)?;
-                params.insert(w[1..w.len() - 1].to_owned(), value);
+async fn pipeline(State(verifier): State<Arc<Verifier>>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request_id(request.extensions());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| format!("{} {}", request.method(), p.as_str()))
+        .unwrap_or_else(|| "-".to_owned());
+    let caller = Arc::new(OnceLock::new());
+    request.extensions_mut().insert(RequestScope { verifier, caller: caller.clone() });
+    let mut response = next.run(request).await;
+    let user_id = caller.get().map(String::as_str).unwrap_or("-");
+    let latency_us = started.elapsed().as_micros() as u64;
+    match response.extensions_mut().remove::<ApiError>() {
+        None => {
+            tracing::info!(request_id, route, status = response.status().as_u16(), latency_us, user_id, "request")
+        }
+        Some(error) => {
+            let status = error.status().as_u16();
+            if error.status().is_server_error() {
+                tracing::error!(request_id, route, status, latency_us, user_id, error = %error, "request failed");
+            } else {
+                tracing::info!(request_id, route, status, latency_us, user_id, error = %error, "request refused");
             }
-            (Some(w), Some(h)) if w == h => {}
-            _ => return None,
+            response = error.to_response(&request_id);
         }
     }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
-fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+fn apigw_context(extensions: &axum::http::Extensions) -> Option<&ApiGatewayV2httpRequestContext> {
+    match extensions.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => Some(ctx),
+        _ => None,
+    }
+}
+
+/// API Gateway's request id, else Lambda's, else a fresh one (a request without either is a
+/// local tool's).
+fn request_id(extensions: &axum::http::Extensions) -> String {
+    apigw_context(extensions)
+        .and_then(|c| c.request_id.clone())
+        .or_else(|| extensions.lambda_context_ref().map(|c| c.request_id.clone()))
+        .unwrap_or_else(crate::item::new_id)
+}
+
+/// Cross-checks API Gateway's JWT authorizer claims, when present, with our own verification.
+fn authorizer_agrees(extensions: &axum::http::Extensions, identity: &Identity) -> bool {
+    apigw_context(extensions)
+        .and_then(|c| c.authorizer.as_ref())
+        .and_then(|a| a.jwt.as_ref())
+        .and_then(|jwt| jwt.claims.get("sub"))
+        .is_none_or(|sub| sub == identity.user_id())
+}
+
+/// The caller, from a verified `Authorization: Bearer` token and nothing else; 401 otherwise.
+/// A handler that takes an `Identity` is a private route; one that does not is public.
+impl<S: Send + Sync> FromRequestParts<S> for Identity {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let scope = parts
+            .extensions
+            .get::<RequestScope>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("router not wrapped by shared::http::app".into()))?;
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let identity = scope.verifier.verify_bearer(header).await.map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        if !authorizer_agrees(&parts.extensions, &identity) {
+            return Err(ApiError::Unauthorized(AuthError::AuthorizerMismatch.to_string()));
         }
+        let _ = scope.caller.set(identity.user_id().to_owned());
+        Ok(identity)
     }
-    String::from_utf8(out).ok()
 }
 
-/// A request that has been routed and, for private routes, authenticated.
-pub struct Call {
-    pub request_id: String,
-    pub route: &'static str,
-    identity: Option<Identity>,
-    params: BTreeMap<String, String>,
-    request: Request,
+/// What a path's `{id}` names: gives the noun for "not found".
+pub trait Noun {
+    const NOUN: &'static str;
 }
 
-impl Call {
-    /// The caller. Private routes always have one; asking on a public route is a bug.
-    pub fn identity(&self) -> Result<&Identity, ApiError> {
-        self.identity.as_ref().ok_or_else(|| ApiError::Internal(format!("{} is public: no identity", self.route)))
-    }
+/// The `{id}` of the path as a canonical item id; anything else is a 404, as if the item did
+/// not exist (path parameters are percent-decoded by the router).
+pub struct ItemId<N>(pub String, PhantomData<N>);
 
-    /// A path parameter that names an item: canonical UUID, or 404 as if it did not exist.
-    pub fn id(&self, name: &str, noun: &'static str) -> Result<String, ApiError> {
-        crate::item::parse_id(self.params.get(name).map(String::as_str).unwrap_or_default(), noun)
+impl<N> ItemId<N> {
+    pub fn into_inner(self) -> String {
+        self.0
     }
+}
 
-    pub fn query(&self, name: &str) -> Option<&str> {
-        self.request.query_string_parameters_ref().and_then(|q| q.first(name))
+impl<N> std::ops::Deref for ItemId<N> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
     }
+}
 
-    /// `limit` and `cursor` from the query string.
-    pub fn page(&self) -> Result<PageRequest, ApiError> {
-        PageRequest::parse(self.query("limit"), self.query("cursor"))
+impl<S: Send + Sync, N: Noun> FromRequestParts<S> for ItemId<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound(N::NOUN))?;
+        let raw = params.iter().find(|(name, _)| *name == "id").map(|(_, v)| v).unwrap_or_default();
+        crate::item::parse_id(raw, N::NOUN).map(|id| Self(id, PhantomData))
     }
+}
 
-    /// `If-Match: "<version>"` as a write condition; without it, the item need only exist.
-    pub fn expect(&self) -> Result<Expect, ApiError> {
-        let Some(value) = self.request.headers().get("if-match") else { return Ok(Expect::Exists) };
+/// The query string as name → value (the first of repeated names), percent-decoded.
+pub struct QueryParams(pub BTreeMap<String, String>);
+
+impl QueryParams {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let mut params = BTreeMap::new();
+        for (name, value) in form_urlencoded_pairs(parts.uri.query().unwrap_or_default())? {
+            params.entry(name).or_insert(value);
+        }
+        Ok(Self(params))
+    }
+}
+
+/// `a=1&b=x%20y` as pairs; `+` is a space, as in HTML forms. Malformed UTF-8 is a 400.
+fn form_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let decode = |s: &str| -> Result<String, ApiError> {
+        let spaced = s.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| ApiError::bad_request("the query string is not valid UTF-8 once decoded"))
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((decode(name)?, decode(value)?))
+        })
+        .collect()
+}
+
+/// `limit` (1-100, default 20) and `cursor` from the query string.
+pub struct Paging(pub PageRequest);
+
+impl<S: Send + Sync> FromRequestParts<S> for Paging {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let query = QueryParams::from_request_parts(parts, state).await?;
+        PageRequest::parse(query.get("limit"), query.get("cursor")).map(Self)
+    }
+}
+
+/// `If-Match: "<version>"` as a write condition; without it (or with `*`), the item need only
+/// exist. If-Match compares strongly (RFC 9110 13.1.1): a weak tag never matches, so it is a 412.
+pub struct IfMatch(pub Expect);
+
+impl IfMatch {
+    pub fn parse(headers: &HeaderMap) -> Result<Expect, ApiError> {
+        let Some(value) = headers.get(header::IF_MATCH) else { return Ok(Expect::Exists) };
         let raw = value.to_str().unwrap_or_default().trim();
         if raw == "*" {
             return Ok(Expect::Exists);
         }
-        let bare = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
-        bare.parse::<u64>()
+        if raw.starts_with("W/") {
+            return Err(ApiError::PreconditionFailed(
+                "If-Match uses strong comparison: a weak ETag never matches".into(),
+            ));
+        }
+        raw.strip_prefix('"')
+            .and_then(|r| r.strip_suffix('"'))
+            .and_then(|bare| bare.parse::<u64>().ok())
             .map(Expect::Version)
-            .map_err(|_| ApiError::bad_request("If-Match must be an ETag returned by this API, e.g. \"3\""))
+            .ok_or_else(|| ApiError::bad_request("If-Match must be an ETag returned by this API, e.g. \"3\""))
     }
+}
 
-    fn body_bytes(&self) -> &[u8] {
-        match self.request.body() {
-            Body::Empty => &[],
-            Body::Text(text) => text.as_bytes(),
-            Body::Binary(bytes) => bytes,
-            _ => &[],
-        }
-    }
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
 
-    /// Parses a JSON object body into `T` (which should `deny_unknown_fields`). Refuses bodies
-    /// over `max_bytes` (413), non-JSON content types (415), invalid UTF-8 or JSON, and any
-    /// field the server owns (400, naming it).
-    pub fn json<T: DeserializeOwned>(&self, max_bytes: usize) -> Result<T, ApiError> {
-        if let Some(ct) = self.request.headers().get("content-type") {
-            let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
-            let essence = ct.split(';').next().unwrap_or_default().trim();
-            if essence != "application/json" && !essence.ends_with("+json") {
-                return Err(ApiError::UnsupportedMediaType);
-            }
-        }
-        let bytes = self.body_bytes();
-        if bytes.len() > max_bytes {
-            return Err(ApiError::PayloadTooLarge(format!("request body is over {max_bytes} bytes")));
-        }
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("a JSON object body is required"));
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("request body is not valid UTF-8"))?;
-        let fields: BTreeMap<String, serde::de::IgnoredAny> = serde_json::from_str(text).map_err(|e| {
-            if e.is_data() {
-                ApiError::bad_request("request body must be a JSON object")
-            } else {
-                ApiError::bad_request(format!("request body is not valid JSON: {e}"))
-            }
-        })?;
-        if let Some(name) = fields.keys().find(|k| is_protected(k)) {
-            return Err(ApiError::bad_request(format!("`{name}` is set by the server and cannot be written")));
-        }
-        serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Self::parse(&parts.headers).map(Self)
     }
+}
+
+/// A request body type and its size limit.
+pub trait RequestBody: DeserializeOwned {
+    /// Largest accepted body, in bytes (413 above).
+    const MAX_BYTES: usize;
+}
+
+/// A JSON object body parsed into `T` (which should `deny_unknown_fields`). Refuses a missing or
+/// non-JSON content type (415), bodies over `T::MAX_BYTES` (413), empty bodies, invalid UTF-8
+/// or JSON, and any field the server owns (400, naming it).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: RequestBody> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        check_json_content_type(request.headers())?;
+        let limit = T::MAX_BYTES;
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        parse_json_object(&bytes, limit).map(Self)
+    }
+}
+
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).ok_or(ApiError::UnsupportedMediaType)?;
+    let content_type = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+/// The body rules of [`JsonBody`], on bytes.
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8], max_bytes: usize) -> Result<T, ApiError> {
+    if bytes.len() > max_bytes {
+        return Err(ApiError::PayloadTooLarge(format!("request body is over {max_bytes} bytes")));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("a JSON object body is required"));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("request body is not valid UTF-8"))?;
+    let fields: BTreeMap<String, serde::de::IgnoredAny> = serde_json::from_str(text).map_err(|e| {
+        if e.is_data() {
+            ApiError::bad_request("request body must be a JSON object")
+        } else {
+            ApiError::bad_request(format!("request body is not valid JSON: {e}"))
+        }
+    })?;
+    if let Some(name) = fields.keys().find(|k| is_protected(k)) {
+        return Err(ApiError::bad_request(format!("`{name}` is set by the server and cannot be written")));
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        match field.as_str() {
+            "." => ApiError::bad_request(format!("invalid request body: {}", e.inner())),
+            _ => ApiError::bad_request(format!("invalid `{field}`: {}", e.inner())),
+        }
+    })
 }
 
 /// Fields no client may write: the owner, the key, and what the server maintains.
@@ -167,160 +312,107 @@ fn is_protected(name: &str) -> bool {
     [attr::USER_ID, attr::ID, attr::VERSION, attr::CREATED_AT, attr::UPDATED_AT].contains(&name)
 }
 
-fn apigw_context(request: &Request) -> Option<&ApiGatewayV2httpRequestContext> {
-    match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => Some(ctx),
-        _ => None,
-    }
-}
-
-fn request_id(request: &Request) -> String {
-    apigw_context(request)
-        .and_then(|c| c.request_id.clone())
-        .or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()))
-        .unwrap_or_else(crate::item::new_id)
-}
-
-/// Picks the route: API Gateway's `routeKey` when it names one of ours (robust to stage
-/// prefixes), else the method and path (for tools that send no route key).
-fn find_route<'r, Op>(routes: &'r [Route<Op>], request: &Request) -> Option<(&'r Route<Op>, BTreeMap<String, String>)> {
-    let route_key = apigw_context(request).and_then(|c| c.route_key.as_deref());
-    let given_params = || -> BTreeMap<String, String> {
-        request
-            .path_parameters_ref()
-            .map(|p| p.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
-            .unwrap_or_default()
-    };
-    if let Some(route) = routes.iter().find(|r| Some(r.key) == route_key) {
-        let params = given_params();
-        if !params.is_empty() || !route.key.contains('{') {
-            return Some((route, params));
-        }
-    }
-    let path = request.raw_http_path();
-    routes.iter().find_map(|route| {
-        let (method, pattern) = route.method_and_pattern();
-        if method != request.method().as_str() {
-            return None;
-        }
-        match_path(pattern, path).map(|params| (route, params))
-    })
-}
-
-/// Cross-checks API Gateway's JWT authorizer claims, when present, with our own verification.
-fn authorizer_agrees(request: &Request, identity: &Identity) -> bool {
-    apigw_context(request)
-        .and_then(|c| c.authorizer.as_ref())
-        .and_then(|a| a.jwt.as_ref())
-        .and_then(|jwt| jwt.claims.get("sub"))
-        .is_none_or(|sub| sub == identity.user_id())
-}
-
-/// Runs one request through routing, authentication and the handler, and always answers:
-/// errors become problem+json here, never a runtime error.
-pub async fn serve<Op, F, Fut>(
-    verifier: &Verifier,
-    routes: &[Route<Op>],
-    request: Request,
-    handler: F,
-) -> Response<Body>
-where
-    Op: Copy,
-    F: FnOnce(Op, Call) -> Fut,
-    Fut: Future<Output = Result<Response<Body>, ApiError>>,
-{
-    let started = Instant::now();
-    let request_id = request_id(&request);
-    let method = request.method().clone();
-    let path = request.raw_http_path().to_owned();
-    let Some((route, params)) = find_route(routes, &request) else {
-        let err = ApiError::RouteNotFound(format!("{method} {path}"));
-        log_outcome(&request_id, "-", None, Err(&err), started);
-        return err.to_response(&request_id);
-    };
-    let identity = if route.public {
-        None
-    } else {
-        let header = request.headers().get("authorization").and_then(|v| v.to_str().ok());
-        match verifier.verify_bearer(header).await {
-            Ok(identity) if authorizer_agrees(&request, &identity) => Some(identity),
-            Ok(_) => return unauthorized(&request_id, route.key, AuthError::AuthorizerMismatch, started),
-            Err(e) => return unauthorized(&request_id, route.key, e, started),
-        }
-    };
-    let user_id = identity.as_ref().map(|i| i.user_id().to_owned());
-    let call = Call { request_id: request_id.clone(), route: route.key, identity, params, request };
-    let result = handler(route.op, call).await;
-    log_outcome(&request_id, route.key, user_id.as_deref(), result.as_ref().map(Response::status), started);
-    match result {
-        Ok(mut response) => {
-            response.headers_mut().insert("x-request-id", request_id.parse().expect("request ids are header-safe"));
-            response
-        }
-        Err(e) => e.to_response(&request_id),
-    }
-}
-
-fn unauthorized(request_id: &str, route: &str, reason: AuthError, started: Instant) -> Response<Body> {
-    let err = ApiError::Unauthorized(reason.to_string());
-    log_outcome(request_id, route, None, Err(&err), started);
-    err.to_response(request_id)
-}
-
-fn log_outcome(
-    request_id: &str,
-    route: &str,
-    user_id: Option<&str>,
-    outcome: Result<StatusCode, &ApiError>,
-    started: Instant,
-) {
-    let latency_us = started.elapsed().as_micros() as u64;
-    let user_id = user_id.unwrap_or("-");
-    match outcome {
-        Ok(status) => tracing::info!(request_id, route, status = status.as_u16(), latency_us, user_id, "request"),
-        Err(e) if e.status().is_server_error() => {
-            tracing::error!(request_id, route, status = e.status().as_u16(), latency_us, user_id, error = %e, "request failed")
-        }
-        Err(e) => {
-            tracing::info!(request_id, route, status = e.status().as_u16(), latency_us, user_id, error = %e, "request refused")
-        }
+impl IntoResponse for ApiError {
+    /// Marks the response as this error; [`app`]'s pipeline renders it as problem+json with the
+    /// request id (the only place errors become HTTP bodies).
+    fn into_response(self) -> Response {
+        let mut response = self.to_response("");
+        response.extensions_mut().insert(self);
+        response
     }
 }
 
 /// A JSON response.
-pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
-    let body = serde_json::to_string(value).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::Text(body))
-        .map_err(|e| ApiError::Internal(e.to_string()))
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
 /// A JSON response for one versioned item, with its version as a strong ETag for `If-Match`.
-pub fn json_versioned<T: Serialize>(status: StatusCode, value: &T, version: u64) -> Result<Response<Body>, ApiError> {
+pub fn json_versioned<T: Serialize>(status: StatusCode, value: &T, version: u64) -> Result<Response, ApiError> {
     let mut response = json(status, value)?;
-    response.headers_mut().insert("etag", format!("\"{version}\"").parse().expect("digits are header-safe"));
+    let etag = HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are header-safe");
+    response.headers_mut().insert(header::ETAG, etag);
     Ok(response)
 }
 
-pub fn no_content() -> Response<Body> {
-    Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("static response")
+/// Adds `Location: <path>` to a created item's response.
+pub fn with_location(mut response: Response, path: &str) -> Result<Response, ApiError> {
+    let value = HeaderValue::from_str(path).map_err(|_| ApiError::Internal(format!("location {path}")))?;
+    response.headers_mut().insert(header::LOCATION, value);
+    Ok(response)
+}
+
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// A fixed public document (API description, health).
+pub fn static_body(content_type: &'static str, body: impl Into<Body>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")],
+        body.into(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (header::HeaderName::from_static(k), HeaderValue::from_static(v))).collect()
+    }
+
     #[test]
-    fn path_matching() {
-        let p = match_path("/canvases/{id}", "/canvases/abc").unwrap();
-        assert_eq!(p["id"], "abc");
-        assert!(match_path("/canvases/{id}", "/canvases").is_none());
-        assert!(match_path("/canvases/{id}", "/canvases/").is_none());
-        assert!(match_path("/canvases/{id}", "/canvases/a/b").is_none());
-        assert!(match_path("/canvases", "/canvases/").is_some());
-        assert_eq!(match_path("/c/{id}", "/c/a%20b").unwrap()["id"], "a b");
-        assert!(match_path("/c/{id}", "/c/%zz").is_none());
+    fn if_match_is_strong() {
+        assert_eq!(IfMatch::parse(&headers(&[])).unwrap(), Expect::Exists);
+        assert_eq!(IfMatch::parse(&headers(&[("if-match", "*")])).unwrap(), Expect::Exists);
+        assert_eq!(IfMatch::parse(&headers(&[("if-match", "\"3\"")])).unwrap(), Expect::Version(3));
+        assert!(matches!(IfMatch::parse(&headers(&[("if-match", "W/\"3\"")])), Err(ApiError::PreconditionFailed(_))));
+        assert!(matches!(IfMatch::parse(&headers(&[("if-match", "3")])), Err(ApiError::BadRequest(_))));
+        assert!(matches!(IfMatch::parse(&headers(&[("if-match", "\"x\"")])), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn content_type_must_be_json() {
+        assert!(check_json_content_type(&headers(&[("content-type", "application/json")])).is_ok());
+        assert!(check_json_content_type(&headers(&[("content-type", "Application/JSON; charset=utf-8")])).is_ok());
+        assert!(check_json_content_type(&headers(&[("content-type", "application/merge-patch+json")])).is_ok());
+        assert_eq!(check_json_content_type(&headers(&[])), Err(ApiError::UnsupportedMediaType));
+        assert_eq!(
+            check_json_content_type(&headers(&[("content-type", "text/plain")])),
+            Err(ApiError::UnsupportedMediaType)
+        );
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Named {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    #[test]
+    fn json_bodies_refuse_what_clients_cannot_write() {
+        assert!(parse_json_object::<Named>(br#"{"name":"a"}"#, 100).is_ok());
+        let refused = |body: &[u8], max| parse_json_object::<Named>(body, max).unwrap_err();
+        assert!(
+            matches!(refused(br#"{"name":"a","user_id":"b"}"#, 100), ApiError::BadRequest(m) if m.contains("user_id"))
+        );
+        assert!(matches!(refused(br#"{"name":"a","extra":1}"#, 100), ApiError::BadRequest(m) if m.contains("extra")));
+        assert!(matches!(refused(br#"[1]"#, 100), ApiError::BadRequest(m) if m.contains("object")));
+        assert!(matches!(refused(b"  ", 100), ApiError::BadRequest(_)));
+        assert!(matches!(refused(b"\xff", 100), ApiError::BadRequest(_)));
+        assert!(matches!(refused(br#"{"name":"aaaaaaaa"}"#, 5), ApiError::PayloadTooLarge(_)));
+    }
+
+    #[test]
+    fn query_strings_decode() {
+        let pairs = form_urlencoded_pairs("a=1&b=x%20y+z&c&a=2").unwrap();
+        assert_eq!(pairs[1], ("b".to_owned(), "x y z".to_owned()));
+        assert_eq!(pairs[2], ("c".to_owned(), String::new()));
+        assert!(form_urlencoded_pairs("a=%ff").is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Server-set fields every record carries, and validation of client-set values.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use time::{format_description::FormatItem, macros::format_description, OffsetDateTime};
 use uuid::Uuid;
 
@@ -53,14 +53,63 @@ impl NewRecord {
 /// Checks a text field's length in characters (not bytes) and refuses control characters
 /// other than newline and tab.
 pub fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    text_error(value, min, max).map_or(Ok(()), |e| Err(ApiError::bad_request(format!("{field} {e}"))))
+}
+
+/// Code points a text field refuses: control characters other than tab, newline and return
+/// (the same rule as [`check_text`], as a JSON Schema pattern for the API description).
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+
+/// A text field of `MIN` to `MAX` characters without control characters, checked while the
+/// body is parsed (the error names the field) and described as such in the API description.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Text<const MIN: usize, const MAX: usize>(String);
+
+impl<const MIN: usize, const MAX: usize> Text<MIN, MAX> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl<'de, const MIN: usize, const MAX: usize> Deserialize<'de> for Text<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text_error(&text, MIN, MAX).map_or(Ok(Self(text)), |e| Err(serde::de::Error::custom(e)))
+    }
+}
+
+impl<const MIN: usize, const MAX: usize> utoipa::PartialSchema for Text<MIN, MAX> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(MIN))
+            .max_length(Some(MAX))
+            .pattern(Some(TEXT_PATTERN))
+            .into()
+    }
+}
+
+impl<const MIN: usize, const MAX: usize> utoipa::ToSchema for Text<MIN, MAX> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("Text{MIN}to{MAX}").into()
+    }
+}
+
+/// Why a text is refused, if it is.
+fn text_error(value: &str, min: usize, max: usize) -> Option<String> {
     let len = value.chars().count();
     if len < min || len > max {
-        return Err(ApiError::bad_request(format!("{field} must be {min} to {max} characters long, got {len}")));
+        return Some(format!("must be {min} to {max} characters long, got {len}"));
     }
     if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
-        return Err(ApiError::bad_request(format!("{field} must not contain control characters")));
+        return Some("must not contain control characters".to_owned());
     }
-    Ok(())
+    None
 }
 
 /// A client JSON document (a canvas, a workflow graph) to store as text: it must be a JSON
@@ -119,5 +168,25 @@ mod tests {
         assert!(check_text("name", "", 1, 3).is_err());
         assert!(check_text("name", "abcd", 1, 3).is_err());
         assert!(check_text("name", "a\u{0}b", 1, 3).is_err());
+        assert!(check_text("name", "a\u{85}b", 1, 3).is_err());
+        assert!(check_text("name", "a\nb", 1, 3).is_ok());
+    }
+
+    #[test]
+    fn text_fields_check_while_parsing() {
+        assert_eq!(serde_json::from_str::<Text<1, 3>>("\"abc\"").unwrap().as_str(), "abc");
+        assert!(serde_json::from_str::<Text<1, 3>>("\"\"").unwrap_err().to_string().contains("1 to 3"));
+        assert!(serde_json::from_str::<Text<1, 3>>("\"a\\u0007\"").is_err());
+    }
+
+    #[test]
+    fn the_text_pattern_is_the_text_rule() {
+        // The pattern excludes exactly the control characters `check_text` refuses.
+        let excluded: Vec<u32> = (0..0x100u32)
+            .filter(|c| char::from_u32(*c).is_some_and(|c| text_error(&c.to_string(), 0, 1).is_some()))
+            .collect();
+        let expected: Vec<u32> = (0..=8).chain([0x0b, 0x0c]).chain(0x0e..=0x1f).chain(0x7f..=0x9f).collect();
+        assert_eq!(excluded, expected);
+        assert!(TEXT_PATTERN.contains("\\u000E-\\u001F") && TEXT_PATTERN.contains("\\u007F-\\u009F"));
     }
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod item;
 #[cfg(feature = "s3")]
 pub mod objects;
+pub mod openapi;
 pub mod owned;
 pub mod partition;
 #[cfg(feature = "realtime")]
@@ -23,7 +24,7 @@ pub mod store;
 pub use auth::{AuthConfig, Identity, TokenMinter, Verifier};
 pub use config::{ConfigError, Env};
 pub use error::ApiError;
-pub use runtime::{EventFunction, Function, Platform};
+pub use runtime::{Area, EventFunction, Platform};
 
 /// The version of this build: the crate version and the git commit it was built from.
 pub const BUILD_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("BUILD_COMMIT"));

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::{auth::Identity, error::ApiError};
 
 /// A presigned request the client makes itself, straight to S3.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Presigned {
     pub method: String,
     pub url: String,

@@ -11,32 +11,27 @@ use serde_json::Value;
 
 use crate::{
     auth::Identity,
+    config::{ConfigError, Env},
     cursor::{CursorCodec, CursorKey, Page, PageRequest},
     error::ApiError,
     item::Timestamp,
+    owned::{self, NamedTable, Retention, PROFILE_TABLE},
     store::{attr, batch_delete, dynamo_error, user_query, Item},
 };
 
-/// A table of user-owned items keyed (`user_id`, `id`).
-#[derive(Clone, Debug)]
-pub struct OwnedTable {
-    /// What its items are called in an export (`canvas`, `message`, ...).
-    pub kind: &'static str,
-    pub table: String,
-    /// Attributes that are storage details, left out of exports.
-    pub internal: &'static [&'static str],
-}
-
 /// The caller's profile, created on first use.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Profile {
     pub user_id: String,
     pub created_at: String,
 }
 
-#[derive(Debug, Serialize)]
+/// One exported item and what it is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Exported {
+    /// `profile`, or the kind of the owned table it comes from (`canvas`, `message`, ...).
     pub kind: &'static str,
+    #[schema(value_type = Object)]
     pub item: Value,
 }
 
@@ -44,7 +39,10 @@ pub struct Exported {
 pub struct Partition {
     client: Client,
     profiles: String,
-    tables: Vec<OwnedTable>,
+    /// The owned tables whose items are exported (the users' content), in export order.
+    exported: Vec<NamedTable>,
+    /// Every owned table of the registry: all of it goes with the account.
+    deleted: Vec<NamedTable>,
     cursors: CursorCodec,
 }
 
@@ -52,8 +50,11 @@ const EXPORT_SCOPE: &str = "export";
 const CURSOR_TABLE: &str = "table";
 
 impl Partition {
-    pub fn new(client: Client, profiles: String, tables: Vec<OwnedTable>, cursors: CursorCodec) -> Self {
-        Self { client, profiles, tables, cursors }
+    /// The caller's data in every table of the registry, named from the environment.
+    pub fn from_env(client: Client, env: &Env, cursors: CursorCodec) -> Result<Self, ConfigError> {
+        let deleted = owned::named(env, |_| true)?;
+        let exported = deleted.iter().filter(|t| t.spec.retention == Retention::Content).cloned().collect();
+        Ok(Self { client, profiles: env.required(PROFILE_TABLE.env)?, exported, deleted, cursors })
     }
 
     fn profile_key(who: &Identity) -> Item {
@@ -119,13 +120,13 @@ impl Partition {
                 });
             }
         }
-        while table < self.tables.len() {
+        while table < self.exported.len() {
             if items.len() >= limit {
                 // The profile filled the page: the tables start on the next one.
                 return Ok(Page { items, next_cursor: Some(self.cursor(who, table, None)) });
             }
-            let owned = &self.tables[table];
-            let out = user_query(&self.client, &owned.table, who, "#uid = :uid")
+            let owned = &self.exported[table];
+            let out = user_query(&self.client, &owned.name, who, "#uid = :uid")
                 .limit((limit - items.len()) as i32)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -138,17 +139,17 @@ impl Partition {
                     _ => last_id,
                 };
                 item.remove(attr::USER_ID);
-                for name in owned.internal {
+                for name in owned.spec.internal {
                     item.remove(*name);
                 }
                 let item: Value = dynamo::from_item(item).map_err(|e| ApiError::Internal(format!("export: {e}")))?;
-                items.push(Exported { kind: owned.kind, item });
+                items.push(Exported { kind: owned.spec.kind, item });
             }
             if items.len() >= limit {
                 // Resume in this table after the last item, or at the next table.
                 let next = match (out.last_evaluated_key.is_some(), last_id) {
                     (true, Some(id)) => Some(self.cursor(who, table, Some(id))),
-                    _ if table + 1 < self.tables.len() => Some(self.cursor(who, table + 1, None)),
+                    _ if table + 1 < self.exported.len() => Some(self.cursor(who, table + 1, None)),
                     _ => None,
                 };
                 return Ok(Page { items, next_cursor: next });
@@ -174,7 +175,7 @@ impl Partition {
         let table = key
             .get(CURSOR_TABLE)
             .and_then(|t| t.parse::<usize>().ok())
-            .filter(|t| *t < self.tables.len())
+            .filter(|t| *t < self.exported.len())
             .ok_or_else(|| ApiError::bad_request("cursor is invalid"))?;
         let start = key.get(attr::ID).map(|id| {
             Item::from([
@@ -189,11 +190,11 @@ impl Partition {
     /// interrupted, running it again finishes the job. Returns counts per kind.
     pub async fn delete_all(&self, who: &Identity) -> Result<BTreeMap<&'static str, usize>, ApiError> {
         let mut counts = BTreeMap::new();
-        for owned in &self.tables {
+        for owned in &self.deleted {
             let mut deleted = 0;
             loop {
                 // Always from the start: what was deleted is gone, so this ends when the partition is empty.
-                let out = user_query(&self.client, &owned.table, who, "#uid = :uid")
+                let out = user_query(&self.client, &owned.name, who, "#uid = :uid")
                     .projection_expression("#uid, #id")
                     .expression_attribute_names("#id", attr::ID)
                     .send()
@@ -204,9 +205,9 @@ impl Partition {
                     break;
                 }
                 deleted += keys.len();
-                batch_delete(&self.client, &owned.table, keys).await?;
+                batch_delete(&self.client, &owned.name, keys).await?;
             }
-            counts.insert(owned.kind, deleted);
+            counts.insert(owned.spec.kind, deleted);
         }
         let profile = self
             .client

@@ -1,31 +1,37 @@
-//! The create/get/list/update/delete handlers every area with user-owned documents shares.
-//! An area describes its record ([`Resource`]); these functions do the HTTP side the same way
-//! everywhere: `Location` and `ETag` headers, `If-Match`, paging, the status codes.
+//! The create/get/list/update/delete routes every area with user-owned documents shares, with
+//! their OpenAPI description. An area describes its record ([`Resource`]) and says where its
+//! store is ([`Stores`]); [`routes`] does the HTTP side the same way everywhere: `Location` and
+//! `ETag` headers, `If-Match`, paging, the status codes.
 
-use lambda_http::{http::StatusCode, Body, Response};
+use std::{future::Future, sync::Arc};
+
+use axum::{extract::State, http::StatusCode, response::Response, routing::get};
 use serde::{de::DeserializeOwned, Serialize};
+use serde_json::{json, Value};
+use utoipa::{
+    openapi::{path::Paths, RefOr, Schema},
+    ToSchema,
+};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
 use crate::{
+    auth::Identity,
     error::ApiError,
-    http::{json, json_versioned, no_content, Call},
+    http::{json, json_versioned, no_content, with_location, IfMatch, ItemId, JsonBody, Noun, Paging, RequestBody},
     item::NewRecord,
-    store::{Changes, HasId, UserStore},
+    store::{Changes, Expect, HasId, UserStore},
 };
 
 /// A user-owned document as stored, with what its API accepts and returns.
-pub trait Resource: Serialize + DeserializeOwned + HasId + Sized {
-    /// Singular noun, for messages ("canvas not found").
-    const NOUN: &'static str;
-    /// Collection path, for `Location` (`/canvases`).
+pub trait Resource: Serialize + DeserializeOwned + HasId + Noun + Send + Sync + Sized + 'static {
+    /// Collection path (`/canvases`); items live at `{PATH}/{id}`.
     const PATH: &'static str;
-    /// Largest accepted request body.
-    const BODY_MAX_BYTES: usize;
-    type Create: DeserializeOwned;
-    type Update: DeserializeOwned;
+    type Create: RequestBody + ToSchema + Send + 'static;
+    type Update: RequestBody + ToSchema + Send + 'static;
     /// A list entry: what the list index projects.
-    type Summary: Serialize + DeserializeOwned;
+    type Summary: Serialize + DeserializeOwned + ToSchema + Send + 'static;
     /// The record as the API returns it.
-    type View: Serialize;
+    type View: Serialize + ToSchema + 'static;
 
     /// Validates a create body and builds the record with the server-set fields.
     fn create(body: Self::Create, new: NewRecord) -> Result<Self, ApiError>;
@@ -35,78 +41,258 @@ pub trait Resource: Serialize + DeserializeOwned + HasId + Sized {
     fn view(self) -> Result<Self::View, ApiError>;
 }
 
-/// The five routes of a collection of documents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Crud {
-    Create,
-    List,
-    Get,
-    Update,
-    Delete,
-}
+/// An area's state that holds the store of `R`'s collection.
+pub trait Stores<R>: Send + Sync + 'static {
+    fn store(&self) -> &UserStore;
 
-/// Serves one of the five document routes for `R`.
-pub async fn crud<R: Resource>(store: &UserStore, op: Crud, call: Call) -> Result<Response<Body>, ApiError> {
-    match op {
-        Crud::Create => create::<R>(store, call).await,
-        Crud::List => list::<R::Summary>(store, call).await,
-        Crud::Get => get::<R>(store, call).await,
-        Crud::Update => update::<R>(store, call).await,
-        Crud::Delete => delete::<R>(store, call).await,
+    /// Deletes one of the caller's items. Areas whose items own others (a session's messages)
+    /// cascade here.
+    fn delete(&self, who: &Identity, id: &str, expect: Expect) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async move { self.store().delete(who, id, expect).await }
     }
 }
 
-fn versioned<R: Resource>(status: StatusCode, record: R) -> Result<Response<Body>, ApiError> {
+/// The five routes of `R`'s collection, described for OpenAPI.
+pub fn routes<R: Resource, A: Stores<R>>() -> OpenApiRouter<Arc<A>> {
+    let mut schemas = Vec::new();
+    register::<R::Create>(&mut schemas);
+    register::<R::Update>(&mut schemas);
+    register::<R::Summary>(&mut schemas);
+    register::<R::View>(&mut schemas);
+    let item_path = format!("{}/{{id}}", R::PATH);
+    let collection: UtoipaMethodRouter<Arc<A>> =
+        (schemas, paths(collection_doc::<R>()), get(list::<R, A>).post(create::<R, A>));
+    let item: UtoipaMethodRouter<Arc<A>> =
+        (Vec::new(), paths(item_doc::<R>()), get(read::<R, A>).patch(update::<R, A>).delete(delete::<R, A>));
+    debug_assert!(item.1.paths.contains_key(&item_path));
+    OpenApiRouter::new().routes(collection).routes(item)
+}
+
+/// Adds `T`'s schema and those it refers to.
+pub fn register<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    schemas.push((T::name().into_owned(), T::schema()));
+    T::schemas(schemas);
+}
+
+/// OpenAPI paths from their JSON form (what the spec reads like, and easy to check by eye).
+pub fn paths(document: Value) -> Paths {
+    serde_json::from_value(json!({ "paths": document }))
+        .map(|d: PathsDocument| d.paths)
+        .expect("resource paths are valid OpenAPI")
+}
+
+#[derive(serde::Deserialize)]
+struct PathsDocument {
+    paths: Paths,
+}
+
+fn schema_ref<T: ToSchema>() -> Value {
+    json!({ "$ref": format!("#/components/schemas/{}", T::name()) })
+}
+
+/// A JSON body of this schema.
+pub fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+/// The `{id}` path parameter of an item route.
+pub fn id_parameter(noun: &str) -> Value {
+    json!({
+        "name": "id", "in": "path", "required": true,
+        "description": format!("The {noun}'s id"),
+        "schema": { "type": "string", "format": "uuid" },
+    })
+}
+
+/// `limit` and `cursor` query parameters of a list route.
+pub fn paging_parameters() -> Value {
+    json!([
+        { "name": "limit", "in": "query", "required": false,
+          "description": "Page size (1-100, default 20)",
+          "schema": { "type": "integer", "minimum": 1, "maximum": 100 } },
+        { "name": "cursor", "in": "query", "required": false,
+          "description": "`next_cursor` of the previous page",
+          "schema": { "type": "string" } },
+    ])
+}
+
+/// A page of `items` with the cursor of the next page.
+pub fn page_schema(items: Value) -> Value {
+    json!({
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": { "type": "array", "items": items },
+            "next_cursor": { "type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last" },
+        },
+    })
+}
+
+/// `If-Match` on a conditional write.
+pub fn if_match_parameter() -> Value {
+    json!({
+        "name": "If-Match", "in": "header", "required": false,
+        "description": "The ETag of the version this write expects (412 if stale)",
+        "schema": { "type": "string", "pattern": "^\"[0-9]+\"$" },
+    })
+}
+
+fn etag_header() -> Value {
+    json!({ "ETag": { "description": "The item's version, for If-Match", "schema": { "type": "string" } } })
+}
+
+fn operation_id(verb: &str, noun: &str) -> String {
+    format!("{verb}_{}", noun.replace(' ', "_"))
+}
+
+fn collection_doc<R: Resource>() -> Value {
+    let noun = R::NOUN;
+    let tag = R::PATH.trim_start_matches('/');
+    json!({ R::PATH: {
+        "post": {
+            "operationId": operation_id("create", noun), "tags": [tag],
+            "summary": format!("Create a {noun}"),
+            "requestBody": { "required": true, "content": json_content(schema_ref::<R::Create>()) },
+            "responses": { "201": {
+                "description": format!("The new {noun}"),
+                "headers": { "Location": { "schema": { "type": "string" } }, "ETag": etag_header()["ETag"] },
+                "content": json_content(schema_ref::<R::View>()),
+                "links": item_links(noun),
+            }},
+        },
+        "get": {
+            "operationId": operation_id("list", noun), "tags": [tag],
+            "summary": format!("List the caller's {tag}, most recent first"),
+            "parameters": paging_parameters(),
+            "responses": { "200": {
+                "description": "One page",
+                "content": json_content(page_schema(schema_ref::<R::Summary>())),
+            }},
+        },
+    }})
+}
+
+/// OpenAPI links from a created item to its item routes (for clients and stateful testing).
+fn item_links(noun: &str) -> Value {
+    let link =
+        |verb: &str| json!({ "operationId": operation_id(verb, noun), "parameters": { "id": "$response.body#/id" } });
+    json!({
+        format!("Get{}", noun.replace(' ', "")): link("get"),
+        format!("Update{}", noun.replace(' ', "")): link("update"),
+        format!("Delete{}", noun.replace(' ', "")): link("delete"),
+    })
+}
+
+fn item_doc<R: Resource>() -> Value {
+    let noun = R::NOUN;
+    let tag = R::PATH.trim_start_matches('/');
+    let versioned = |description: String| json!({ "200": { "description": description, "headers": etag_header(), "content": json_content(schema_ref::<R::View>()) } });
+    json!({ format!("{}/{{id}}", R::PATH): {
+        "parameters": [id_parameter(noun)],
+        "get": {
+            "operationId": operation_id("get", noun), "tags": [tag],
+            "summary": format!("Get a {noun}"),
+            "responses": versioned(format!("The {noun}")),
+        },
+        "patch": {
+            "operationId": operation_id("update", noun), "tags": [tag],
+            "summary": format!("Update a {noun}: absent fields are kept"),
+            "parameters": [if_match_parameter()],
+            "requestBody": { "required": true, "content": json_content(schema_ref::<R::Update>()) },
+            "responses": versioned(format!("The updated {noun}")),
+        },
+        "delete": {
+            "operationId": operation_id("delete", noun), "tags": [tag],
+            "summary": format!("Delete a {noun}"),
+            "parameters": [if_match_parameter()],
+            "responses": { "204": { "description": "Deleted" } },
+        },
+    }})
+}
+
+fn versioned<R: Resource>(status: StatusCode, record: R) -> Result<Response, ApiError> {
     let version = record.version();
     json_versioned(status, &record.view()?, version)
 }
 
-pub async fn create<R: Resource>(store: &UserStore, call: Call) -> Result<Response<Body>, ApiError> {
-    let body: R::Create = call.json(R::BODY_MAX_BYTES)?;
+async fn create<R: Resource, A: Stores<R>>(
+    State(area): State<Arc<A>>,
+    who: Identity,
+    JsonBody(body): JsonBody<R::Create>,
+) -> Result<Response, ApiError> {
     let record = R::create(body, NewRecord::now())?;
-    store.create(call.identity()?, &record).await?;
+    area.store().create(&who, &record).await?;
     let location = format!("{}/{}", R::PATH, record.id());
-    let mut response = versioned(StatusCode::CREATED, record)?;
-    response.headers_mut().insert("location", location.parse().map_err(|_| ApiError::Internal("location".into()))?);
-    Ok(response)
+    with_location(versioned(StatusCode::CREATED, record)?, &location)
 }
 
-pub async fn get<R: Resource>(store: &UserStore, call: Call) -> Result<Response<Body>, ApiError> {
-    let id = call.id("id", R::NOUN)?;
-    let record: R = store.get(call.identity()?, &id).await?;
+async fn read<R: Resource, A: Stores<R>>(
+    State(area): State<Arc<A>>,
+    who: Identity,
+    id: ItemId<R>,
+) -> Result<Response, ApiError> {
+    let record: R = area.store().get(&who, &id).await?;
     versioned(StatusCode::OK, record)
 }
 
-/// One page of the caller's list; `S` is the list entry (what the list index projects).
-pub async fn list<S: Serialize + DeserializeOwned>(store: &UserStore, call: Call) -> Result<Response<Body>, ApiError> {
-    let page = store.list::<S>(call.identity()?, &call.page()?).await?;
-    json(StatusCode::OK, &page)
+async fn list<R: Resource, A: Stores<R>>(
+    State(area): State<Arc<A>>,
+    who: Identity,
+    Paging(page): Paging,
+) -> Result<Response, ApiError> {
+    json(StatusCode::OK, &area.store().list::<R::Summary>(&who, &page).await?)
 }
 
-pub async fn update<R: Resource>(store: &UserStore, call: Call) -> Result<Response<Body>, ApiError> {
-    let id = call.id("id", R::NOUN)?;
-    let expect = call.expect()?;
-    let changes = R::changes(call.json(R::BODY_MAX_BYTES)?)?;
+async fn update<R: Resource, A: Stores<R>>(
+    State(area): State<Arc<A>>,
+    who: Identity,
+    id: ItemId<R>,
+    IfMatch(expect): IfMatch,
+    JsonBody(body): JsonBody<R::Update>,
+) -> Result<Response, ApiError> {
+    let changes = R::changes(body)?;
     if changes.is_empty() {
         return Err(ApiError::bad_request("nothing to update"));
     }
-    apply::<R>(store, &call, &id, expect, changes).await
+    apply::<R>(area.store(), &who, &id, expect, changes).await
 }
 
 /// Applies changes to the caller's record and answers with it (also for state transitions).
 pub async fn apply<R: Resource>(
     store: &UserStore,
-    call: &Call,
+    who: &Identity,
     id: &str,
-    expect: crate::store::Expect,
+    expect: Expect,
     changes: Changes,
-) -> Result<Response<Body>, ApiError> {
-    let record: R = store.update(call.identity()?, id, expect, changes).await?;
+) -> Result<Response, ApiError> {
+    let record: R = store.update(who, id, expect, changes).await?;
     versioned(StatusCode::OK, record)
 }
 
-pub async fn delete<R: Resource>(store: &UserStore, call: Call) -> Result<Response<Body>, ApiError> {
-    let id = call.id("id", R::NOUN)?;
-    store.delete(call.identity()?, &id, call.expect()?).await?;
+async fn delete<R: Resource, A: Stores<R>>(
+    State(area): State<Arc<A>>,
+    who: Identity,
+    id: ItemId<R>,
+    IfMatch(expect): IfMatch,
+) -> Result<Response, ApiError> {
+    area.delete(&who, &id, expect).await?;
     Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_from_json() {
+        let p = paths(json!({ "/x/{id}": { "parameters": [id_parameter("x")], "get": {
+            "operationId": "get_x", "responses": { "200": { "description": "ok" } } } } }));
+        assert!(p.paths.contains_key("/x/{id}"));
+    }
+
+    #[test]
+    fn page_schema_names_its_items() {
+        let schema = page_schema(json!({"$ref": "#/components/schemas/A"}));
+        assert_eq!(schema["properties"]["items"]["items"]["$ref"], "#/components/schemas/A");
+    }
 }

@@ -6,9 +6,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use aws_config::SdkConfig;
 use aws_lc_rs::hmac;
-use aws_sdk_dynamodb::config::{retry::RetryConfig, BehaviorVersion, Credentials, Region};
-use lambda_http::{service_fn, Body, Request, Response};
+use aws_sdk_dynamodb::config::{retry::RetryConfig, BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use axum::Router;
+use serde::{de::DeserializeOwned, Serialize};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     auth::{AuthConfig, Verifier, MIN_SECRET_BYTES},
@@ -23,8 +26,10 @@ pub struct Platform {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub cursors: CursorCodec,
     pub development_mode: bool,
-    /// AWS settings from the environment; `None` when every service has a local endpoint.
-    sdk_config: Option<aws_config::SdkConfig>,
+    /// AWS settings: from the environment, or fixed local ones when every service this
+    /// process uses has a local endpoint.
+    #[cfg_attr(not(any(feature = "s3", feature = "realtime")), allow(dead_code))]
+    sdk_config: SdkConfig,
     #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     s3_endpoint: Option<String>,
 }
@@ -38,14 +43,12 @@ impl Platform {
         let dynamodb_endpoint = env.optional("DYNAMODB_ENDPOINT");
         let s3_endpoint = env.optional("S3_ENDPOINT");
         let sdk_config = match (&dynamodb_endpoint, &s3_endpoint) {
-            (Some(_), Some(_)) => None,
-            _ => Some(aws_config::load_defaults(BehaviorVersion::latest()).await),
+            (Some(_), Some(_)) => local_sdk_config(),
+            _ => aws_config::load_defaults(BehaviorVersion::latest()).await,
         };
-        let dynamodb = match (dynamodb_endpoint, &sdk_config) {
-            (Some(url), _) => local_dynamodb_client(url),
-            (None, Some(sdk)) => aws_sdk_dynamodb::Client::new(sdk),
-            (None, None) => unreachable!("sdk config is loaded when an endpoint is missing"),
-        };
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk_config);
+        dynamodb.set_endpoint_url(dynamodb_endpoint);
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
         Ok(Self { verifier, dynamodb, cursors, development_mode, sdk_config, s3_endpoint })
     }
 
@@ -84,26 +87,18 @@ impl Platform {
     /// `https://<api-id>.execute-api.<region>.amazonaws.com/<stage>`, or the local gateway).
     #[cfg(feature = "realtime")]
     pub fn management(&self, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
-        let config = match &self.sdk_config {
-            Some(sdk) => aws_sdk_apigatewaymanagement::config::Builder::from(sdk).endpoint_url(endpoint).build(),
-            None => aws_sdk_apigatewaymanagement::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(Credentials::new("local", "local", None, None, "local-gateway"))
-                .endpoint_url(endpoint)
-                .build(),
-        };
-        aws_sdk_apigatewaymanagement::Client::from_conf(config)
+        aws_sdk_apigatewaymanagement::Client::from_conf(
+            aws_sdk_apigatewaymanagement::config::Builder::from(&self.sdk_config).endpoint_url(endpoint).build(),
+        )
     }
 
-    /// The S3 client, built from the settings loaded at cold start.
+    /// The S3 client (path-style addressing for a local server, which has no bucket DNS names).
     #[cfg(feature = "s3")]
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        match (&self.s3_endpoint, &self.sdk_config) {
-            (Some(url), _) => crate::objects::local_s3_client(url),
-            (None, Some(sdk)) => aws_sdk_s3::Client::new(sdk),
-            (None, None) => unreachable!("sdk config is loaded when an endpoint is missing"),
-        }
+        let mut config = aws_sdk_s3::config::Builder::from(&self.sdk_config);
+        config.set_endpoint_url(self.s3_endpoint.clone());
+        config.set_force_path_style(Some(self.s3_endpoint.is_some()));
+        aws_sdk_s3::Client::from_conf(config.build())
     }
 }
 
@@ -124,33 +119,62 @@ fn cursor_secret(env: &Env, auth: &AuthConfig) -> Result<Vec<u8>, ConfigError> {
     Ok(hmac::sign(&key, b"cursor-signing-key-v1").as_ref().to_vec())
 }
 
-/// A client for DynamoDB Local: no AWS account needed, fixed region and dummy credentials,
-/// and no lookup of either.
-pub fn local_dynamodb_client(endpoint: String) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
+/// AWS settings for local servers (DynamoDB Local, the local S3 server, the local gateway):
+/// fixed region and local credentials, no lookup of either. Clients add their `endpoint_url`.
+pub fn local_sdk_config() -> SdkConfig {
+    SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "dynamodb-local"))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            LOCAL_ACCESS_KEY,
+            LOCAL_SECRET_KEY,
+            None,
+            None,
+            "local",
+        )))
+        .build()
 }
 
-/// A Lambda function of this API: built once from the platform and its own settings, then
-/// called for every request. The local gateway hosts the same type.
-pub trait Function: Send + Sync + Sized + 'static {
+/// The credentials of the local servers (the local S3 server checks signatures made with them).
+pub const LOCAL_ACCESS_KEY: &str = "local";
+pub const LOCAL_SECRET_KEY: &str = "local-secret-key";
+
+/// A client for DynamoDB Local.
+pub fn local_dynamodb_client(endpoint: impl Into<String>) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&local_sdk_config()).endpoint_url(endpoint).build(),
+    )
+}
+
+/// An HTTP area of this API: built once from the platform and its own settings; its routes
+/// (with their OpenAPI description) are served by Lambda and hosted by the local gateway.
+pub trait Area: Send + Sync + Sized + 'static {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError>;
-    fn handle(&self, request: Request) -> impl Future<Output = Response<Body>> + Send;
+    /// The area's routes, each described for OpenAPI.
+    fn routes() -> OpenApiRouter<Arc<Self>>;
 }
 
-/// A Lambda function fed by other events than HTTP requests (WebSocket routes, DynamoDB
-/// Streams): built once, then called with each event's JSON.
+/// The router of a built area, wrapped by the shared pipeline: what Lambda runs.
+pub fn router<A: Area>(area: A, platform: &Platform) -> Router {
+    let router: Router<Arc<A>> = A::routes().into();
+    crate::http::app(router.with_state(Arc::new(area)), platform.verifier.clone())
+}
+
+/// The OpenAPI description of an area's routes (no clients needed).
+pub fn openapi<A: Area>() -> utoipa::openapi::OpenApi {
+    A::routes().into_openapi()
+}
+
+/// A Lambda function fed by other events than HTTP requests (WebSocket routes, the `$connect`
+/// authorizer, DynamoDB Streams): built once, then called with each typed event.
 pub trait EventFunction: Send + Sync + Sized + 'static {
+    type Event: DeserializeOwned + Send;
+    type Output: Serialize;
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError>;
-    fn handle(&self, event: serde_json::Value) -> impl Future<Output = Result<serde_json::Value, String>> + Send;
+    fn handle(&self, event: Self::Event) -> impl Future<Output = Result<Self::Output, lambda_runtime::Error>> + Send;
 }
 
-/// The whole of an event function's `main`, like [`run`] for HTTP functions.
+/// The whole of an event function's `main`, like [`run`] for HTTP areas.
 pub async fn run_events<F: EventFunction>() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let env = Env::process();
@@ -162,17 +186,18 @@ pub async fn run_events<F: EventFunction>() -> Result<(), lambda_runtime::Error>
         }
     };
     let function = &function;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            function.handle(event.payload).await.map_err(lambda_runtime::Error::from)
-        },
-    ))
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<F::Event>| async move {
+        function.handle(event.payload).await
+    }))
     .await
 }
 
 /// Configuration, clients and the function, then the DynamoDB warm-up: what a cold start does
 /// before it asks the Runtime API for the first event.
-async fn cold_start<F>(env: &Env, build: fn(&Platform, &Env) -> Result<F, ConfigError>) -> Result<F, ConfigError> {
+async fn cold_start<F>(
+    env: &Env,
+    build: impl FnOnce(&Platform, &Env) -> Result<F, ConfigError>,
+) -> Result<F, ConfigError> {
     prefer_ca_bundle_file();
     let platform = Platform::from_env(env).await?;
     let function = build(&platform, env)?;
@@ -219,23 +244,19 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// The whole of a function's `main`: configuration and clients once, then the Lambda loop.
-/// Configuration errors stop the cold start with a message naming the variable.
-pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
+/// The whole of an HTTP function's `main`: configuration and clients once, then the Lambda
+/// loop over the area's router. Configuration errors stop the cold start naming the variable.
+pub async fn run<A: Area>() -> Result<(), lambda_http::Error> {
     init_logging();
     let env = Env::process();
-    let function = match cold_start(&env, F::build).await {
-        Ok(f) => f,
+    let router = match cold_start(&env, |platform, env| Ok(router(A::build(platform, env)?, platform))).await {
+        Ok(router) => router,
         Err(e) => {
             tracing::error!(error = %e, "configuration error");
             return Err(e.into());
         }
     };
-    let function = &function;
-    lambda_http::run(service_fn(move |request| async move {
-        Ok::<_, std::convert::Infallible>(function.handle(request).await)
-    }))
-    .await
+    lambda_http::run(router).await
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ pub mod keys;
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use lambda_http::{Body, Request};
+use lambda_http::{aws_lambda_events::apigw::ApiGatewayV2httpRequest, Body};
 use local_stack::{
-    local::{apigw_v2_event, new_request_id, request_from_event, HttpCall, LocalSettings, LocalStack},
+    local::{new_request_id, HttpCall, LocalSettings, LocalStack},
     s3_local::S3Local,
     tables,
 };
@@ -125,27 +125,21 @@ impl Harness {
         body: Option<&[u8]>,
     ) -> Reply {
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-        let Some((function, route, params)) = self.stack.route(method, path) else {
-            panic!("no route for {method} {path} in template.yaml");
-        };
         let call = HttpCall { method, raw_path: path, raw_query: query, headers, body };
-        let event = apigw_v2_event(&call, route, &params, request_id);
-        let request = request_from_event(&event).expect("v2 event parses");
-        self.invoke(&function.spec.binary, request).await
+        let answer = self.stack.handle_http(&call, request_id).await;
+        Reply { status: answer.status.as_u16(), headers: answer.headers, body: answer.body }
     }
 
-    /// Calls one function with an already built request (e.g. from an `events/` fixture).
-    pub async fn invoke(&self, binary: &str, request: Request) -> Reply {
+    /// Invokes one function with an API Gateway v2 event (e.g. from an `events/` fixture).
+    pub async fn invoke(&self, binary: &str, event: &ApiGatewayV2httpRequest) -> Reply {
         let function = self.stack.function(binary).unwrap_or_else(|| panic!("no function {binary}"));
-        let response = function.call(request).await;
-        let (parts, body) = response.into_parts();
-        let body = match body {
-            Body::Empty => Vec::new(),
-            Body::Text(t) => t.into_bytes(),
-            Body::Binary(b) => b,
+        let answer = function.invoke(event).await.unwrap_or_else(|e| panic!("{binary} failed: {e}"));
+        let body = match answer.body {
+            Some(Body::Text(t)) => t.into_bytes(),
+            Some(Body::Binary(b)) => b,
             _ => Vec::new(),
         };
-        Reply { status: parts.status.as_u16(), headers: parts.headers, body }
+        Reply { status: answer.status_code as u16, headers: answer.headers, body }
     }
 
     /// A JSON request as `user` (or anonymous).
@@ -205,13 +199,13 @@ pub fn fixture_body(name: &str) -> Option<Value> {
     event["body"].as_str().map(|b| serde_json::from_str(b).expect("fixture body is JSON"))
 }
 
-/// Reads an `events/` fixture, applying `edit` to the JSON before it becomes a request.
-pub fn fixture(name: &str, edit: impl FnOnce(&mut Value)) -> Request {
+/// Reads an `events/` fixture, applying `edit` to the JSON before it becomes an event.
+pub fn fixture(name: &str, edit: impl FnOnce(&mut Value)) -> ApiGatewayV2httpRequest {
     let path = local_stack::workspace_root().join("events").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut event: Value = serde_json::from_str(&text).expect("fixture is JSON");
     edit(&mut event);
-    request_from_event(&event).expect("fixture is an API Gateway v2 event")
+    serde_json::from_value(event).expect("fixture is an API Gateway v2 event")
 }
 
 /// All fixtures in `events/` with their route keys.
@@ -228,10 +222,16 @@ pub fn fixtures() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The API description (`openapi.json`).
+/// The API description, as the functions generate it.
 pub fn openapi() -> Value {
-    let path = local_stack::workspace_root().join("openapi.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("openapi.json exists")).expect("openapi.json is JSON")
+    use shared::runtime::openapi;
+    shared::openapi::document([
+        openapi::<canvases::Canvases>(),
+        openapi::<sessions::Sessions>(),
+        openapi::<workflows::Workflows>(),
+        openapi::<files::Files>(),
+        openapi::<account::Account>(),
+    ])
 }
 
 /// Every operation of the API description as a route key (`GET /canvases/{id}`), with whether

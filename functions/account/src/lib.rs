@@ -1,111 +1,91 @@
 //! The caller's account: profile, export of everything they own, deletion of everything they
 //! own. Also the public health check.
 
-mod docs;
+use std::{collections::BTreeMap, sync::Arc};
 
-use lambda_http::{http::StatusCode, Body, Request, Response};
-use serde_json::json;
+use axum::{extract::State, http::StatusCode, response::Response};
+use serde::Serialize;
 use shared::{
-    http::{self, json, Call, Route},
+    http::{json, Paging},
     objects::UserObjects,
-    partition::{OwnedTable, Partition},
-    ApiError, ConfigError, Env, Function, Platform,
+    partition::{Exported, Partition, Profile},
+    ApiError, Area, ConfigError, Env, Identity, Platform,
 };
-
-#[derive(Clone, Copy, Debug)]
-pub enum Op {
-    Health,
-    OpenApi,
-    Docs,
-    Me,
-    Export,
-    Delete,
-}
-
-pub const ROUTES: &[Route<Op>] = &[
-    Route::public("GET /health", Op::Health),
-    Route::public("GET /openapi.json", Op::OpenApi),
-    Route::public("GET /docs", Op::Docs),
-    Route::private("GET /me", Op::Me),
-    Route::private("GET /me/export", Op::Export),
-    Route::private("DELETE /me", Op::Delete),
-];
-
-/// The API description, kept true to template.yaml by a test.
-pub const OPENAPI: &str = include_str!("../../../openapi.json");
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub struct Account {
-    platform: Platform,
-    /// The readable docs page, rendered once from the API description.
-    docs: String,
     partition: Partition,
     objects: UserObjects,
 }
 
-impl Function for Account {
+impl Area for Account {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
-        let owned = |kind, variable: &str, internal| -> Result<OwnedTable, ConfigError> {
-            Ok(OwnedTable { kind, table: env.required(variable)?, internal })
-        };
-        let tables = vec![
-            owned("canvas", "CANVASES_TABLE", &[])?,
-            owned("session", "SESSIONS_TABLE", &[])?,
-            owned("message", "MESSAGES_TABLE", &["session_order"])?,
-            owned("workflow", "WORKFLOWS_TABLE", &[])?,
-            owned("file", "FILES_TABLE", &[])?,
-        ];
         Ok(Self {
-            platform: platform.clone(),
-            docs: docs::render(OPENAPI),
-            partition: Partition::new(
-                platform.dynamodb.clone(),
-                env.required("USERS_TABLE")?,
-                tables,
-                platform.cursors.clone(),
-            ),
+            partition: Partition::from_env(platform.dynamodb.clone(), env, platform.cursors.clone())?,
             objects: UserObjects::new(platform.s3(), env.required("FILES_BUCKET")?),
         })
     }
 
-    async fn handle(&self, request: Request) -> Response<Body> {
-        http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
-            match op {
-                Op::Health => json(StatusCode::OK, &json!({"status": "ok", "version": shared::BUILD_VERSION})),
-                Op::OpenApi => Ok(static_page("application/json", OPENAPI)),
-                Op::Docs => Ok(static_page("text/html; charset=utf-8", &self.docs)),
-                Op::Me => json(StatusCode::OK, &self.partition.profile(call.identity()?).await?),
-                Op::Export => self.export(call).await,
-                Op::Delete => self.delete(call).await,
-            }
-        })
-        .await
+    fn routes() -> OpenApiRouter<Arc<Self>> {
+        OpenApiRouter::new().routes(routes!(health)).routes(routes!(me, delete)).routes(routes!(export))
     }
 }
 
-fn static_page(content_type: &str, body: &str) -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", content_type)
-        .header("cache-control", "public, max-age=300")
-        .body(Body::Text(body.to_owned()))
-        .expect("static response")
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    status: &'static str,
+    /// Crate version and git commit of this build.
+    version: &'static str,
 }
 
-impl Account {
-    /// Everything the caller owns, a page at a time (follow `next_cursor` to the end).
-    async fn export(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let who = call.identity()?;
-        self.partition.profile(who).await?;
-        json(StatusCode::OK, &self.partition.export(who, &call.page()?).await?)
-    }
+/// Public: the function answers, and which build it runs.
+#[utoipa::path(get, path = "/health", tag = "account", operation_id = "health", security(()),
+    responses((status = 200, description = "Healthy", body = Health)))]
+async fn health() -> Result<Response, ApiError> {
+    json(StatusCode::OK, &Health { status: "ok", version: shared::BUILD_VERSION })
+}
 
-    /// Deletes every item the caller owns in every table and every object under their prefix.
-    /// Safe to repeat: if interrupted, calling it again finishes the job.
-    async fn delete(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let who = call.identity()?;
-        let objects = self.objects.delete_all(who).await?;
-        let mut deleted = self.partition.delete_all(who).await?;
-        deleted.insert("object", objects);
-        json(StatusCode::OK, &json!({ "deleted": deleted }))
-    }
+/// The caller's profile, created on first use.
+#[utoipa::path(get, path = "/me", tag = "account", operation_id = "get_me",
+    responses((status = 200, description = "The caller's profile", body = Profile)))]
+async fn me(State(area): State<Arc<Account>>, who: Identity) -> Result<Response, ApiError> {
+    json(StatusCode::OK, &area.partition.profile(&who).await?)
+}
+
+/// A page of export.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ExportPage {
+    items: Vec<Exported>,
+    next_cursor: Option<String>,
+}
+
+/// Everything the caller owns, a page at a time (follow `next_cursor` to the end).
+#[utoipa::path(get, path = "/me/export", tag = "account", operation_id = "export_me",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (1-100, default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, description = "One page of the caller's data", body = ExportPage)))]
+async fn export(State(area): State<Arc<Account>>, who: Identity, Paging(page): Paging) -> Result<Response, ApiError> {
+    area.partition.profile(&who).await?;
+    json(StatusCode::OK, &area.partition.export(&who, &page).await?)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    /// How many items of each kind were deleted (`object` for S3 objects).
+    deleted: BTreeMap<&'static str, usize>,
+}
+
+/// Deletes every item the caller owns in every table and every object under their prefix.
+/// Safe to repeat: if interrupted, calling it again finishes the job.
+#[utoipa::path(delete, path = "/me", tag = "account", operation_id = "delete_me",
+    responses((status = 200, description = "What was deleted", body = Deleted)))]
+async fn delete(State(area): State<Arc<Account>>, who: Identity) -> Result<Response, ApiError> {
+    let objects = area.objects.delete_all(&who).await?;
+    let mut deleted = area.partition.delete_all(&who).await?;
+    deleted.insert("object", objects);
+    json(StatusCode::OK, &Deleted { deleted })
 }

@@ -1,35 +1,27 @@
 //! Canvases: a user's design documents. The area only describes its record; the shared
 //! pipeline, store and resource handlers do the rest.
 
-use lambda_http::{Body, Request, Response};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use shared::{
-    http::{self, Route},
-    item::{check_text, json_document, nullable, NewRecord},
-    resource::{self, Crud, Resource},
+    http::{Noun, RequestBody},
+    item::{json_document, nullable, NewRecord, Text},
+    resource::{self, Resource, Stores},
     store::{Changes, Collection, HasId, UserStore},
-    ApiError, ConfigError, Env, Function, Platform,
+    ApiError, Area, ConfigError, Env, Platform,
 };
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
 
 pub const NAME_MAX_CHARS: usize = 200;
 pub const DESCRIPTION_MAX_CHARS: usize = 2_000;
 /// The canvas document. With name and description it stays under DynamoDB's 400 KB item limit.
 pub const DATA_MAX_BYTES: usize = 350 * 1024;
 
-#[derive(Clone, Copy, Debug)]
-pub enum Op {
-    Crud(Crud),
-}
-
-/// The routes this function serves, exactly as `template.yaml` declares them.
-pub const ROUTES: &[Route<Op>] = &[
-    Route::private("POST /canvases", Op::Crud(Crud::Create)),
-    Route::private("GET /canvases", Op::Crud(Crud::List)),
-    Route::private("GET /canvases/{id}", Op::Crud(Crud::Get)),
-    Route::private("PATCH /canvases/{id}", Op::Crud(Crud::Update)),
-    Route::private("DELETE /canvases/{id}", Op::Crud(Crud::Delete)),
-];
+type Name = Text<1, NAME_MAX_CHARS>;
+type Description = Text<0, DESCRIPTION_MAX_CHARS>;
 
 /// A canvas as stored. `data` is kept as JSON text: no nesting-depth or number-precision
 /// limits of DynamoDB maps apply to the client's document.
@@ -46,11 +38,13 @@ pub struct Canvas {
 }
 
 /// A canvas as the API returns it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CanvasView {
     id: String,
     name: String,
     description: Option<String>,
+    /// The canvas document, as stored.
+    #[schema(value_type = Object)]
     data: Box<RawValue>,
     created_at: String,
     updated_at: String,
@@ -58,7 +52,7 @@ pub struct CanvasView {
 }
 
 /// A list entry: what the list index projects (no `data`, so pages stay small).
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct CanvasSummary {
     id: String,
     name: String,
@@ -69,34 +63,39 @@ pub struct CanvasSummary {
     version: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCanvas {
-    name: String,
+    name: Name,
     #[serde(default)]
-    description: Option<String>,
+    description: Option<Description>,
+    /// Any JSON object (at most 350 KiB).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Option<Box<RawValue>>,
 }
 
+impl RequestBody for CreateCanvas {
+    const MAX_BYTES: usize = DATA_MAX_BYTES + 16 * 1024;
+}
+
 /// PATCH body: absent fields are kept, `description: null` clears the description.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCanvas {
     #[serde(default, deserialize_with = "nullable")]
-    name: Option<Option<String>>,
+    #[schema(value_type = Option<Name>)]
+    name: Option<Option<Name>>,
     #[serde(default, deserialize_with = "nullable")]
-    description: Option<Option<String>>,
+    #[schema(value_type = Option<Description>, nullable)]
+    description: Option<Option<Description>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
     data: Option<Option<Box<RawValue>>>,
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
-    check_text("name", name, 1, NAME_MAX_CHARS)
-}
-
-fn check_description(description: &str) -> Result<(), ApiError> {
-    check_text("description", description, 0, DESCRIPTION_MAX_CHARS)
+impl RequestBody for UpdateCanvas {
+    const MAX_BYTES: usize = CreateCanvas::MAX_BYTES;
 }
 
 impl HasId for Canvas {
@@ -105,28 +104,26 @@ impl HasId for Canvas {
     }
 }
 
-impl Resource for Canvas {
+impl Noun for Canvas {
     const NOUN: &'static str = "canvas";
+}
+
+impl Resource for Canvas {
     const PATH: &'static str = "/canvases";
-    const BODY_MAX_BYTES: usize = DATA_MAX_BYTES + 16 * 1024;
     type Create = CreateCanvas;
     type Summary = CanvasSummary;
     type Update = UpdateCanvas;
     type View = CanvasView;
 
     fn create(body: CreateCanvas, new: NewRecord) -> Result<Self, ApiError> {
-        check_name(&body.name)?;
-        if let Some(d) = &body.description {
-            check_description(d)?;
-        }
         let data = match &body.data {
             Some(raw) => json_document("data", raw, DATA_MAX_BYTES)?,
             None => "{}".to_owned(),
         };
         Ok(Self {
             id: new.id,
-            name: body.name,
-            description: body.description,
+            name: body.name.into_string(),
+            description: body.description.map(Text::into_string),
             data,
             created_at: new.created_at,
             updated_at: new.updated_at,
@@ -136,8 +133,8 @@ impl Resource for Canvas {
 
     fn changes(body: UpdateCanvas) -> Result<Changes, ApiError> {
         Changes::default()
-            .patch_required("name", body.name, |name| check_name(&name).map(|()| name))?
-            .patch_optional("description", body.description, |d| check_description(&d).map(|()| d))?
+            .patch_required("name", body.name, |name| Ok(name.into_string()))?
+            .patch_optional("description", body.description, |d| Ok(d.into_string()))?
             .patch_required("data", body.data, |raw| json_document("data", &raw, DATA_MAX_BYTES))
     }
 
@@ -159,22 +156,22 @@ impl Resource for Canvas {
 }
 
 pub struct Canvases {
-    platform: Platform,
     store: UserStore,
 }
 
-impl Function for Canvases {
+impl Stores<Canvas> for Canvases {
+    fn store(&self) -> &UserStore {
+        &self.store
+    }
+}
+
+impl Area for Canvases {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
         let collection = Collection::by_updated_at(env.required("CANVASES_TABLE")?, Canvas::NOUN, "canvases");
-        Ok(Self { platform: platform.clone(), store: platform.store(collection) })
+        Ok(Self { store: platform.store(collection) })
     }
 
-    async fn handle(&self, request: Request) -> Response<Body> {
-        http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
-            match op {
-                Op::Crud(op) => resource::crud::<Canvas>(&self.store, op, call).await,
-            }
-        })
-        .await
+    fn routes() -> OpenApiRouter<Arc<Self>> {
+        resource::routes::<Canvas, Self>()
     }
 }

@@ -2,48 +2,33 @@
 //! through Lambda: the client PUTs them to a presigned URL bound to the declared size and type,
 //! then asks us to check that they arrived.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use lambda_http::{http::StatusCode, Body, Request, Response};
+use axum::{extract::State, http::StatusCode, response::Response};
 use serde::{Deserialize, Serialize};
 use shared::{
-    http::{self, json, no_content, Call, Route},
-    item::{check_text, NewRecord},
+    http::{json, no_content, with_location, IfMatch, ItemId, JsonBody, Noun, Paging, RequestBody},
+    item::{NewRecord, Text},
     objects::{Presigned, UserObjects},
-    resource,
     store::{Changes, Collection, Expect, HasId, UserStore},
-    ApiError, ConfigError, Env, Function, Platform,
+    ApiError, Area, ConfigError, Env, Identity, Platform,
 };
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const NAME_MAX_CHARS: usize = 255;
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
+type FileName = Text<1, NAME_MAX_CHARS>;
+
 const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(5 * 60);
-const NOUN: &str = "file";
-
-#[derive(Clone, Copy, Debug)]
-pub enum Op {
-    Create,
-    List,
-    Get,
-    Complete,
-    Delete,
-}
-
-pub const ROUTES: &[Route<Op>] = &[
-    Route::private("POST /files", Op::Create),
-    Route::private("GET /files", Op::List),
-    Route::private("GET /files/{id}", Op::Get),
-    Route::private("POST /files/{id}/complete", Op::Complete),
-    Route::private("DELETE /files/{id}", Op::Delete),
-];
 
 mod status {
     pub const PENDING: &str = "pending";
     pub const READY: &str = "ready";
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct File {
     id: String,
     name: String,
@@ -55,30 +40,46 @@ pub struct File {
     version: u64,
 }
 
+impl Noun for File {
+    const NOUN: &'static str = "file";
+}
+
 impl HasId for File {
     fn id(&self) -> &str {
         &self.id
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFile {
-    name: String,
+    name: FileName,
+    /// A media type such as image/png (no parameters).
+    #[schema(pattern = r"^[A-Za-z0-9!#$&^_.+-]{1,127}/[A-Za-z0-9!#$&^_.+-]{1,127}$")]
     content_type: String,
+    /// In bytes (at most 25 MiB by default: 413 above).
+    #[schema(minimum = 1, maximum = 26214400)]
     size: u64,
 }
 
-#[derive(Serialize)]
-struct Created {
+impl RequestBody for NewFile {
+    const MAX_BYTES: usize = 4 * 1024;
+}
+
+/// A new file and where to upload its bytes.
+#[derive(Serialize, ToSchema)]
+pub struct Created {
+    /// The file's id (also `file.id`).
+    id: String,
     file: File,
     upload: Presigned,
 }
 
-#[derive(Serialize)]
-struct WithDownload {
+#[derive(Serialize, ToSchema)]
+pub struct WithDownload {
     #[serde(flatten)]
     file: File,
+    /// A short-lived URL to GET the bytes, once the upload is complete.
     download: Option<Presigned>,
 }
 
@@ -94,123 +95,148 @@ fn check_content_type(value: &str) -> Result<(), ApiError> {
 }
 
 pub struct Files {
-    platform: Platform,
     store: UserStore,
     objects: UserObjects,
     max_bytes: u64,
 }
 
-impl Function for Files {
+impl Area for Files {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
         let collection = Collection {
             table: env.required("FILES_TABLE")?,
-            noun: NOUN,
+            noun: File::NOUN,
             scope: "files",
             list_index: "user_id-created_at-index",
             list_sort_key: "created_at",
         };
         Ok(Self {
-            platform: platform.clone(),
             store: platform.store(collection),
             objects: UserObjects::new(platform.s3(), env.required("FILES_BUCKET")?),
             max_bytes: env.parse_or("FILE_MAX_BYTES", DEFAULT_MAX_FILE_BYTES)?,
         })
     }
 
-    async fn handle(&self, request: Request) -> Response<Body> {
-        http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
-            match op {
-                Op::Create => self.create(call).await,
-                Op::List => resource::list::<File>(&self.store, call).await,
-                Op::Get => self.get(call).await,
-                Op::Complete => self.complete(call).await,
-                Op::Delete => self.delete(call).await,
-            }
-        })
-        .await
+    fn routes() -> OpenApiRouter<Arc<Self>> {
+        OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(get, delete)).routes(routes!(complete))
     }
 }
 
-impl Files {
-    async fn create(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let who = call.identity()?;
-        let body: NewFile = call.json(4 * 1024)?;
-        check_text("name", &body.name, 1, NAME_MAX_CHARS)?;
-        check_content_type(&body.content_type)?;
-        if body.size == 0 {
-            return Err(ApiError::bad_request("size must be at least 1 byte"));
-        }
-        if body.size > self.max_bytes {
-            return Err(ApiError::PayloadTooLarge(format!("files are limited to {} bytes", self.max_bytes)));
-        }
-        let new = NewRecord::now();
-        let file = File {
-            id: new.id,
-            name: body.name,
-            content_type: body.content_type,
-            size: body.size,
-            status: status::PENDING.to_owned(),
-            created_at: new.created_at,
-            updated_at: new.updated_at,
-            version: new.version,
-        };
-        self.store.create(who, &file).await?;
-        let upload = self.objects.upload_url(who, &file.id, &file.content_type, file.size, UPLOAD_URL_TTL).await?;
-        let mut response = json(StatusCode::CREATED, &Created { file: file.clone(), upload })?;
-        response.headers_mut().insert(
-            "location",
-            format!("/files/{}", file.id).parse().map_err(|_| ApiError::Internal("location".into()))?,
-        );
-        Ok(response)
+/// Registers a file and returns a presigned `PUT` URL bound to its size and type.
+#[utoipa::path(post, path = "/files", tag = "files", operation_id = "create_file",
+    request_body = NewFile,
+    responses((status = 201, description = "The pending file and its upload URL", body = Created,
+        links(
+            ("GetFile" = (operation_id = "get_file", parameters(("id" = "$response.body#/id")))),
+            ("CompleteFile" = (operation_id = "complete_file", parameters(("id" = "$response.body#/id")))),
+            ("DeleteFile" = (operation_id = "delete_file", parameters(("id" = "$response.body#/id")))),
+        ))))]
+async fn create(
+    State(area): State<Arc<Files>>,
+    who: Identity,
+    JsonBody(body): JsonBody<NewFile>,
+) -> Result<Response, ApiError> {
+    check_content_type(&body.content_type)?;
+    if body.size == 0 {
+        return Err(ApiError::bad_request("size must be at least 1 byte"));
     }
-
-    async fn get(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let who = call.identity()?;
-        let id = call.id("id", NOUN)?;
-        let file: File = self.store.get(who, &id).await?;
-        let download = match file.status.as_str() {
-            status::READY => Some(self.objects.download_url(who, &id, DOWNLOAD_URL_TTL).await?),
-            _ => None,
-        };
-        json(StatusCode::OK, &WithDownload { file, download })
+    if body.size > area.max_bytes {
+        return Err(ApiError::PayloadTooLarge(format!("files are limited to {} bytes", area.max_bytes)));
     }
+    let new = NewRecord::now();
+    let file = File {
+        id: new.id,
+        name: body.name.into_string(),
+        content_type: body.content_type,
+        size: body.size,
+        status: status::PENDING.to_owned(),
+        created_at: new.created_at,
+        updated_at: new.updated_at,
+        version: new.version,
+    };
+    area.store.create(&who, &file).await?;
+    let upload = area.objects.upload_url(&who, &file.id, &file.content_type, file.size, UPLOAD_URL_TTL).await?;
+    let location = format!("/files/{}", file.id);
+    let response = json(StatusCode::CREATED, &Created { id: file.id.clone(), file, upload })?;
+    with_location(response, &location)
+}
 
-    /// Checks that the bytes arrived with the declared size and type, then marks the file ready.
-    async fn complete(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let who = call.identity()?;
-        let id = call.id("id", NOUN)?;
-        let file: File = self.store.get(who, &id).await?;
-        if file.status == status::READY {
-            return Err(ApiError::Conflict("the upload is already complete".into()));
-        }
-        let stored = self.objects.stat(who, &id).await?.ok_or_else(|| {
+/// The caller's files, newest first.
+#[utoipa::path(get, path = "/files", tag = "files", operation_id = "list_files",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (1-100, default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, description = "One page", body = FilePage)))]
+async fn list(State(area): State<Arc<Files>>, who: Identity, Paging(page): Paging) -> Result<Response, ApiError> {
+    json(StatusCode::OK, &area.store.list::<File>(&who, &page).await?)
+}
+
+/// A page of files.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct FilePage {
+    items: Vec<File>,
+    next_cursor: Option<String>,
+}
+
+/// A file, with a download URL once it is ready.
+#[utoipa::path(get, path = "/files/{id}", tag = "files", operation_id = "get_file",
+    params(("id" = Uuid, Path, description = "The file's id")),
+    responses((status = 200, description = "The file", body = WithDownload)))]
+async fn get(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File>) -> Result<Response, ApiError> {
+    let file: File = area.store.get(&who, &id).await?;
+    let download = match file.status.as_str() {
+        status::READY => Some(area.objects.download_url(&who, &id, DOWNLOAD_URL_TTL).await?),
+        _ => None,
+    };
+    json(StatusCode::OK, &WithDownload { file, download })
+}
+
+/// Checks that the bytes arrived with the declared size and type, then marks the file ready.
+#[utoipa::path(post, path = "/files/{id}/complete", tag = "files", operation_id = "complete_file",
+    params(("id" = Uuid, Path, description = "The file's id")),
+    responses((status = 200, description = "The ready file", body = File)))]
+async fn complete(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File>) -> Result<Response, ApiError> {
+    let file: File = area.store.get(&who, &id).await?;
+    if file.status == status::READY {
+        return Err(ApiError::Conflict("the upload is already complete".into()));
+    }
+    let stored =
+        area.objects.stat(&who, &id).await?.ok_or_else(|| {
             ApiError::Conflict("nothing was uploaded yet: PUT the bytes to the upload URL first".into())
         })?;
-        if stored.size != file.size {
-            return Err(ApiError::Conflict(format!(
-                "{} bytes arrived but {} were declared: upload again",
-                stored.size, file.size
-            )));
-        }
-        if stored.content_type.as_deref().is_some_and(|t| t != file.content_type) {
-            return Err(ApiError::Conflict(format!("the upload is not {}: upload again", file.content_type)));
-        }
-        let changes = Changes::default().set("status", &status::READY)?.only_if(
-            "status",
-            &[status::PENDING],
-            "the upload is already complete",
-        );
-        let file: File = self.store.update(who, &id, Expect::Exists, changes).await?;
-        json(StatusCode::OK, &file)
+    if stored.size != file.size {
+        return Err(ApiError::Conflict(format!(
+            "{} bytes arrived but {} were declared: upload again",
+            stored.size, file.size
+        )));
     }
+    if stored.content_type.as_deref().is_some_and(|t| t != file.content_type) {
+        return Err(ApiError::Conflict(format!("the upload is not {}: upload again", file.content_type)));
+    }
+    let changes = Changes::default().set("status", &status::READY)?.only_if(
+        "status",
+        &[status::PENDING],
+        "the upload is already complete",
+    );
+    let file: File = area.store.update(&who, &id, Expect::Exists, changes).await?;
+    json(StatusCode::OK, &file)
+}
 
-    async fn delete(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let who = call.identity()?;
-        let id = call.id("id", NOUN)?;
-        self.store.delete(who, &id, call.expect()?).await?;
-        // After the metadata: if this fails, the object is an orphan inside the user's own
-        // prefix, which account deletion removes.
-        self.objects.delete(who, &id).await?;
-        Ok(no_content())
-    }
+/// Deletes the file and its bytes.
+#[utoipa::path(delete, path = "/files/{id}", tag = "files", operation_id = "delete_file",
+    params(("id" = Uuid, Path, description = "The file's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of the version this delete expects")),
+    responses((status = 204, description = "Deleted")))]
+async fn delete(
+    State(area): State<Arc<Files>>,
+    who: Identity,
+    id: ItemId<File>,
+    IfMatch(expect): IfMatch,
+) -> Result<Response, ApiError> {
+    area.store.delete(&who, &id, expect).await?;
+    // After the metadata: if this fails, the object is an orphan inside the user's own
+    // prefix, which account deletion removes.
+    area.objects.delete(&who, &id).await?;
+    Ok(no_content())
 }

@@ -26,6 +26,9 @@ fn status(code: u16) -> Value {
 }
 
 impl EventFunction for Realtime {
+    type Event = Value;
+    type Output = Value;
+
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
         let connections = Connections::new(platform.dynamodb.clone(), env.required("CONNECTIONS_TABLE")?);
         let management = platform.management(&env.required("WEBSOCKET_ENDPOINT")?);
@@ -41,15 +44,15 @@ impl EventFunction for Realtime {
         Ok(Self { platform: platform.clone(), pusher: Pusher::new(connections, management), kinds })
     }
 
-    async fn handle(&self, event: Value) -> Result<Value, String> {
+    async fn handle(&self, event: Value) -> Result<Value, lambda_runtime::Error> {
         if event.get("Records").is_some() {
-            return self.stream(&event).await;
+            return Ok(self.stream(&event).await?);
         }
         if event["type"] == "REQUEST" {
             // API Gateway answers 401 to the client when the authorizer fails with this message.
             return realtime::authorize(&self.platform.verifier, &event).await.map_err(|reason| {
                 tracing::info!(reason, "websocket connection refused");
-                "Unauthorized".to_owned()
+                "Unauthorized".into()
             });
         }
         let (Some(owner), Some(connection)) = (connection_owner(&event), connection_id(&event)) else {

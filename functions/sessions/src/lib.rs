@@ -1,40 +1,29 @@
 //! Chat sessions with the AI agent, and their messages.
 
-use lambda_http::{http::StatusCode, Body, Request, Response};
+use std::sync::Arc;
+
+use axum::{extract::State, http::StatusCode, response::Response};
 use serde::{Deserialize, Serialize};
 use shared::{
     children::{ChildCollection, ChildStore},
     cursor::PageRequest,
-    http::{self, json, no_content, Call, Route},
-    item::{check_text, NewRecord},
-    resource::{self, Crud, Resource},
-    store::{Changes, Collection, HasId, UserStore},
-    ApiError, ConfigError, Env, Function, Platform,
+    http::{json, ItemId, JsonBody, Noun, QueryParams, RequestBody},
+    item::{check_text, NewRecord, Text},
+    resource::{self, Resource, Stores},
+    store::{Changes, Collection, Expect, HasId, UserStore},
+    ApiError, Area, ConfigError, Env, Identity, Platform,
 };
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const TITLE_MAX_CHARS: usize = 200;
 /// A message's content, in bytes of UTF-8.
 pub const CONTENT_MAX_BYTES: usize = 64 * 1024;
 const DEFAULT_TITLE: &str = "New chat";
 
-#[derive(Clone, Copy, Debug)]
-pub enum Op {
-    Crud(Crud),
-    Append,
-    Messages,
-}
+type Title = Text<1, TITLE_MAX_CHARS>;
 
-pub const ROUTES: &[Route<Op>] = &[
-    Route::private("POST /sessions", Op::Crud(Crud::Create)),
-    Route::private("GET /sessions", Op::Crud(Crud::List)),
-    Route::private("GET /sessions/{id}", Op::Crud(Crud::Get)),
-    Route::private("PATCH /sessions/{id}", Op::Crud(Crud::Update)),
-    Route::private("DELETE /sessions/{id}", Op::Crud(Crud::Delete)),
-    Route::private("POST /sessions/{id}/messages", Op::Append),
-    Route::private("GET /sessions/{id}/messages", Op::Messages),
-];
-
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Session {
     id: String,
     title: String,
@@ -43,21 +32,26 @@ pub struct Session {
     version: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
+    /// Defaults to "New chat".
     #[serde(default)]
-    title: Option<String>,
+    title: Option<Title>,
 }
 
-#[derive(Deserialize)]
+impl RequestBody for CreateSession {
+    const MAX_BYTES: usize = 4 * 1024;
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameSession {
-    title: String,
+    title: Title,
 }
 
-fn check_title(title: &str) -> Result<(), ApiError> {
-    check_text("title", title, 1, TITLE_MAX_CHARS)
+impl RequestBody for RenameSession {
+    const MAX_BYTES: usize = 4 * 1024;
 }
 
 impl HasId for Session {
@@ -66,23 +60,23 @@ impl HasId for Session {
     }
 }
 
-impl Resource for Session {
+impl Noun for Session {
     const NOUN: &'static str = "session";
+}
+
+impl Resource for Session {
     const PATH: &'static str = "/sessions";
-    const BODY_MAX_BYTES: usize = 4 * 1024;
     type Create = CreateSession;
     type Summary = Session;
     type Update = RenameSession;
     type View = Session;
 
     fn create(body: CreateSession, new: NewRecord) -> Result<Self, ApiError> {
-        let title = body.title.unwrap_or_else(|| DEFAULT_TITLE.to_owned());
-        check_title(&title)?;
+        let title = body.title.map_or_else(|| DEFAULT_TITLE.to_owned(), Text::into_string);
         Ok(Self { id: new.id, title, created_at: new.created_at, updated_at: new.updated_at, version: new.version })
     }
 
     fn changes(body: RenameSession) -> Result<Changes, ApiError> {
-        check_title(&body.title)?;
         Changes::default().set("title", &body.title)
     }
 
@@ -95,7 +89,7 @@ impl Resource for Session {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -103,7 +97,7 @@ pub enum Role {
     Tool,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Message {
     id: String,
     session_id: String,
@@ -118,20 +112,57 @@ impl HasId for Message {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AppendMessage {
+pub struct AppendMessage {
     role: Role,
+    /// At most 64 KiB of UTF-8 (413 above).
+    #[schema(
+        min_length = 1,
+        max_length = 65536,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     content: String,
 }
 
+impl RequestBody for AppendMessage {
+    const MAX_BYTES: usize = CONTENT_MAX_BYTES + 1024;
+}
+
+/// A page of messages, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct MessagePage {
+    items: Vec<Message>,
+    /// `cursor` for the next page, or `after` for the next poll; null when there is none yet.
+    next_cursor: Option<String>,
+}
+
 pub struct Sessions {
-    platform: Platform,
     sessions: UserStore,
     messages: ChildStore,
 }
 
-impl Function for Sessions {
+impl Stores<Session> for Sessions {
+    fn store(&self) -> &UserStore {
+        &self.sessions
+    }
+
+    /// Deletes the session, then its messages. The session goes first, so no message is
+    /// reachable from then on (listing and appending need the session). If the purge is
+    /// interrupted, a retried DELETE finds the session gone and purges what is left.
+    async fn delete(&self, who: &Identity, id: &str, expect: Expect) -> Result<(), ApiError> {
+        match self.sessions.delete(who, id, expect).await {
+            Ok(()) => self.messages.purge(who, id).await.map(drop),
+            Err(ApiError::NotFound(noun)) => match self.messages.purge(who, id).await? {
+                0 => Err(ApiError::NotFound(noun)),
+                _ => Ok(()),
+            },
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Area for Sessions {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
         let sessions =
             platform.store(Collection::by_updated_at(env.required("SESSIONS_TABLE")?, Session::NOUN, "sessions"));
@@ -147,76 +178,65 @@ impl Function for Sessions {
             },
             platform.cursors.clone(),
         );
-        Ok(Self { platform: platform.clone(), sessions, messages })
+        Ok(Self { sessions, messages })
     }
 
-    async fn handle(&self, request: Request) -> Response<Body> {
-        http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
-            match op {
-                Op::Crud(Crud::Delete) => self.delete(call).await,
-                Op::Crud(op) => resource::crud::<Session>(&self.sessions, op, call).await,
-                Op::Append => self.append(call).await,
-                Op::Messages => self.messages(call).await,
-            }
-        })
-        .await
+    fn routes() -> OpenApiRouter<Arc<Self>> {
+        resource::routes::<Session, Self>().routes(routes!(append, messages))
     }
 }
 
-impl Sessions {
-    /// Deletes the session, then its messages. The session goes first, so no message is
-    /// reachable from then on (listing and appending need the session). If the purge is
-    /// interrupted, a retried DELETE finds the session gone and purges what is left.
-    async fn delete(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let who = call.identity()?;
-        let id = call.id("id", Session::NOUN)?;
-        let deleted = self.sessions.delete(who, &id, call.expect()?).await;
-        match deleted {
-            Ok(()) => {
-                self.messages.purge(who, &id).await?;
-                Ok(no_content())
-            }
-            Err(ApiError::NotFound(noun)) => match self.messages.purge(who, &id).await? {
-                0 => Err(ApiError::NotFound(noun)),
-                _ => Ok(no_content()),
-            },
-            Err(e) => Err(e),
-        }
+/// Adds a message to the session (and bumps the session's `updated_at` in the same transaction).
+#[utoipa::path(post, path = "/sessions/{id}/messages", tag = "sessions", operation_id = "append_message",
+    params(("id" = String, Path, format = Uuid, description = "The session's id")),
+    request_body = AppendMessage,
+    responses((status = 201, description = "The stored message", body = Message)))]
+async fn append(
+    State(area): State<Arc<Sessions>>,
+    who: Identity,
+    session_id: ItemId<Session>,
+    JsonBody(body): JsonBody<AppendMessage>,
+) -> Result<Response, ApiError> {
+    if body.content.len() > CONTENT_MAX_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!("content is over {CONTENT_MAX_BYTES} bytes")));
     }
+    check_text("content", &body.content, 1, CONTENT_MAX_BYTES)?;
+    let new = NewRecord::now();
+    let message = Message {
+        id: new.id,
+        session_id: session_id.to_string(),
+        role: body.role,
+        content: body.content,
+        created_at: new.created_at,
+    };
+    area.messages.append(&who, &area.sessions, &session_id, &message).await?;
+    json(StatusCode::CREATED, &message)
+}
 
-    async fn append(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let session_id = call.id("id", Session::NOUN)?;
-        let body: AppendMessage = call.json(CONTENT_MAX_BYTES + 1024)?;
-        if body.content.len() > CONTENT_MAX_BYTES {
-            return Err(ApiError::PayloadTooLarge(format!("content is over {CONTENT_MAX_BYTES} bytes")));
-        }
-        check_text("content", &body.content, 1, CONTENT_MAX_BYTES)?;
-        let new = NewRecord::now();
-        let message = Message {
-            id: new.id,
-            session_id: session_id.clone(),
-            role: body.role,
-            content: body.content,
-            created_at: new.created_at,
-        };
-        self.messages.append(call.identity()?, &self.sessions, &session_id, &message).await?;
-        json(StatusCode::CREATED, &message)
-    }
-
-    /// The session's messages in creation order. `?after=<poll_cursor>` returns only newer
-    /// ones: the polling fallback for clients without a socket.
-    async fn messages(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let who = call.identity()?;
-        let session_id = call.id("id", Session::NOUN)?;
-        let cursor = match (call.query("cursor"), call.query("after")) {
-            (Some(_), Some(_)) => return Err(ApiError::bad_request("pass either cursor or after, not both")),
-            (cursor, after) => cursor.or(after),
-        };
-        let page = PageRequest::parse(call.query("limit"), cursor)?;
-        // The session must be the caller's and still exist: orphans of an interrupted delete
-        // are never listed.
-        self.sessions.get::<Session>(who, &session_id).await?;
-        let page = self.messages.list::<Message>(who, &session_id, &page).await?;
-        json(StatusCode::OK, &page)
-    }
+/// The session's messages in creation order. `?after=<poll_cursor>` returns only newer ones:
+/// the polling fallback for clients without a socket.
+#[utoipa::path(get, path = "/sessions/{id}/messages", tag = "sessions", operation_id = "list_messages",
+    params(
+        ("id" = String, Path, format = Uuid, description = "The session's id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (1-100, default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("after" = Option<String>, Query, description = "Poll: only messages after this cursor (the last page's `next_cursor`)"),
+    ),
+    responses((status = 200, description = "One page of messages", body = MessagePage)))]
+async fn messages(
+    State(area): State<Arc<Sessions>>,
+    who: Identity,
+    session_id: ItemId<Session>,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let cursor = match (query.get("cursor"), query.get("after")) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("pass either cursor or after, not both")),
+        (cursor, after) => cursor.or(after),
+    };
+    let page = PageRequest::parse(query.get("limit"), cursor)?;
+    // The session must be the caller's and still exist: orphans of an interrupted delete
+    // are never listed.
+    area.sessions.get::<Session>(&who, &session_id).await?;
+    let page = area.messages.list::<Message>(&who, &session_id, &page).await?;
+    json(StatusCode::OK, &page)
 }

@@ -2,53 +2,36 @@
 //! writes on the stored state: pausing a paused run is a 409, never a silent overwrite, and one
 //! user's runs live in that user's partition only.
 
-use lambda_http::{http::StatusCode, Body, Request, Response};
+use std::sync::Arc;
+
+use axum::{extract::State, http::StatusCode, response::Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use shared::{
-    http::{self, json, Call, Route},
-    item::{check_text, json_document, new_id, nullable, stored_json, NewRecord, Timestamp},
-    resource::{self, Crud, Resource},
+    http::{json, ItemId, JsonBody, Noun, RequestBody},
+    item::{json_document, new_id, nullable, stored_json, NewRecord, Text, Timestamp},
+    resource::{self, Resource, Stores},
     store::{Changes, Collection, Expect, HasId, UserStore},
-    ApiError, ConfigError, Env, Function, Platform,
+    ApiError, Area, ConfigError, Env, Identity, Platform,
 };
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const NAME_MAX_CHARS: usize = 200;
 /// With the largest results, a workflow stays under DynamoDB's 400 KB item limit.
 pub const GRAPH_MAX_BYTES: usize = 300 * 1024;
 pub const RESULTS_MAX_BYTES: usize = 64 * 1024;
 
-#[derive(Clone, Copy, Debug)]
-pub enum Op {
-    Crud(Crud),
-    Status,
-    Results,
-    Transition(Transition),
-}
+type Name = Text<1, NAME_MAX_CHARS>;
 
 #[derive(Clone, Copy, Debug)]
-pub enum Transition {
+enum Transition {
     Start,
     Pause,
     Resume,
     Complete,
     Reset,
 }
-
-pub const ROUTES: &[Route<Op>] = &[
-    Route::private("POST /workflows", Op::Crud(Crud::Create)),
-    Route::private("GET /workflows", Op::Crud(Crud::List)),
-    Route::private("GET /workflows/{id}", Op::Crud(Crud::Get)),
-    Route::private("PATCH /workflows/{id}", Op::Crud(Crud::Update)),
-    Route::private("DELETE /workflows/{id}", Op::Crud(Crud::Delete)),
-    Route::private("GET /workflows/{id}/run", Op::Status),
-    Route::private("GET /workflows/{id}/run/results", Op::Results),
-    Route::private("POST /workflows/{id}/run/start", Op::Transition(Transition::Start)),
-    Route::private("POST /workflows/{id}/run/pause", Op::Transition(Transition::Pause)),
-    Route::private("POST /workflows/{id}/run/resume", Op::Transition(Transition::Resume)),
-    Route::private("POST /workflows/{id}/run/complete", Op::Transition(Transition::Complete)),
-    Route::private("POST /workflows/{id}/run/reset", Op::Transition(Transition::Reset)),
-];
 
 mod state {
     pub const IDLE: &str = "idle";
@@ -79,27 +62,31 @@ pub struct Workflow {
 }
 
 /// The state of a workflow's run, as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RunView {
     workflow_id: String,
+    /// idle, running, paused or completed
     status: String,
     run_id: Option<String>,
     started_at: Option<String>,
     updated_at: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ResultsView {
     workflow_id: String,
     run_id: Option<String>,
     status: String,
+    #[schema(value_type = Vec<Object>)]
     results: Box<RawValue>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct WorkflowView {
     id: String,
     name: String,
+    /// The ComfyUI graph, as stored.
+    #[schema(value_type = Object)]
     graph: Box<RawValue>,
     run: RunView,
     created_at: String,
@@ -107,7 +94,7 @@ pub struct WorkflowView {
     version: u64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct WorkflowSummary {
     id: String,
     name: String,
@@ -117,30 +104,44 @@ pub struct WorkflowSummary {
     version: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkflow {
-    name: String,
+    name: Name,
+    /// The ComfyUI graph: a JSON object of at most 300 KiB.
+    #[schema(value_type = Object)]
     graph: Box<RawValue>,
 }
 
-#[derive(Deserialize)]
+impl RequestBody for CreateWorkflow {
+    const MAX_BYTES: usize = GRAPH_MAX_BYTES + 16 * 1024;
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkflow {
     #[serde(default, deserialize_with = "nullable")]
-    name: Option<Option<String>>,
+    #[schema(value_type = Option<Name>)]
+    name: Option<Option<Name>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
     graph: Option<Option<Box<RawValue>>>,
 }
 
-#[derive(Deserialize)]
+impl RequestBody for UpdateWorkflow {
+    const MAX_BYTES: usize = CreateWorkflow::MAX_BYTES;
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CompleteRun {
+pub struct CompleteRun {
+    /// The run's outputs: a JSON array of at most 64 KiB.
+    #[schema(value_type = Vec<Object>)]
     results: Box<RawValue>,
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
-    check_text("name", name, 1, NAME_MAX_CHARS)
+impl RequestBody for CompleteRun {
+    const MAX_BYTES: usize = RESULTS_MAX_BYTES + 1024;
 }
 
 impl Workflow {
@@ -161,20 +162,21 @@ impl HasId for Workflow {
     }
 }
 
-impl Resource for Workflow {
+impl Noun for Workflow {
     const NOUN: &'static str = "workflow";
+}
+
+impl Resource for Workflow {
     const PATH: &'static str = "/workflows";
-    const BODY_MAX_BYTES: usize = GRAPH_MAX_BYTES + 16 * 1024;
     type Create = CreateWorkflow;
     type Summary = WorkflowSummary;
     type Update = UpdateWorkflow;
     type View = WorkflowView;
 
     fn create(body: CreateWorkflow, new: NewRecord) -> Result<Self, ApiError> {
-        check_name(&body.name)?;
         Ok(Self {
             id: new.id,
-            name: body.name,
+            name: body.name.into_string(),
             graph: json_document("graph", &body.graph, GRAPH_MAX_BYTES)?,
             run_status: state::IDLE.to_owned(),
             run_id: None,
@@ -188,7 +190,7 @@ impl Resource for Workflow {
     }
 
     fn changes(body: UpdateWorkflow) -> Result<Changes, ApiError> {
-        Changes::default().patch_required("name", body.name, |name| check_name(&name).map(|()| name))?.patch_required(
+        Changes::default().patch_required("name", body.name, |name| Ok(name.into_string()))?.patch_required(
             "graph",
             body.graph,
             |raw| json_document("graph", &raw, GRAPH_MAX_BYTES),
@@ -213,80 +215,139 @@ impl Resource for Workflow {
 }
 
 pub struct Workflows {
-    platform: Platform,
     store: UserStore,
 }
 
-impl Function for Workflows {
-    fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
-        let collection = Collection::by_updated_at(env.required("WORKFLOWS_TABLE")?, Workflow::NOUN, "workflows");
-        Ok(Self { platform: platform.clone(), store: platform.store(collection) })
-    }
-
-    async fn handle(&self, request: Request) -> Response<Body> {
-        http::serve(&self.platform.verifier, ROUTES, request, |op, call| async move {
-            match op {
-                Op::Crud(op) => resource::crud::<Workflow>(&self.store, op, call).await,
-                Op::Status => self.status(call).await,
-                Op::Results => self.results(call).await,
-                Op::Transition(t) => self.transition(call, t).await,
-            }
-        })
-        .await
+impl Stores<Workflow> for Workflows {
+    fn store(&self) -> &UserStore {
+        &self.store
     }
 }
 
-impl Workflows {
-    async fn load(&self, call: &Call) -> Result<Workflow, ApiError> {
-        let id = call.id("id", Workflow::NOUN)?;
-        self.store.get(call.identity()?, &id).await
+impl Area for Workflows {
+    fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
+        let collection = Collection::by_updated_at(env.required("WORKFLOWS_TABLE")?, Workflow::NOUN, "workflows");
+        Ok(Self { store: platform.store(collection) })
     }
 
-    async fn status(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        json(StatusCode::OK, &self.load(&call).await?.run_view())
+    fn routes() -> OpenApiRouter<Arc<Self>> {
+        resource::routes::<Workflow, Self>()
+            .routes(routes!(status))
+            .routes(routes!(results))
+            .routes(routes!(start))
+            .routes(routes!(pause))
+            .routes(routes!(resume))
+            .routes(routes!(complete))
+            .routes(routes!(reset))
     }
+}
 
-    async fn results(&self, call: Call) -> Result<Response<Body>, ApiError> {
-        let workflow = self.load(&call).await?;
-        let results = stored_json("results", workflow.run_results.clone().unwrap_or_else(|| "[]".to_owned()))?;
-        json(
-            StatusCode::OK,
-            &ResultsView { workflow_id: workflow.id, run_id: workflow.run_id, status: workflow.run_status, results },
-        )
-    }
+type Caller = (State<Arc<Workflows>>, Identity, ItemId<Workflow>);
 
-    /// One conditional write: the transition applies only from the states that allow it.
-    async fn transition(&self, call: Call, transition: Transition) -> Result<Response<Body>, ApiError> {
-        use state::*;
-        let id = call.id("id", Workflow::NOUN)?;
-        let now = Timestamp::now().into_string();
-        let (from, to, verb): (&[&str], &str, &str) = match transition {
-            Transition::Start => (&[IDLE, COMPLETED], RUNNING, "start"),
-            Transition::Pause => (&[RUNNING], PAUSED, "pause"),
-            Transition::Resume => (&[PAUSED], RUNNING, "resume"),
-            Transition::Complete => (&[RUNNING], COMPLETED, "complete"),
-            Transition::Reset => (&[RUNNING, PAUSED, COMPLETED], IDLE, "reset"),
-        };
-        let mut changes = Changes::default().set(RUN_STATUS, &to)?.set("run_updated_at", &now)?;
-        changes = match transition {
-            Transition::Start => changes.set("run_id", &new_id())?.set("run_started_at", &now)?.remove("run_results"),
-            Transition::Complete => {
-                let body: CompleteRun = call.json(RESULTS_MAX_BYTES + 1024)?;
-                let results = body.results.get();
-                if !results.starts_with('[') {
-                    return Err(ApiError::bad_request("results must be a JSON array"));
-                }
-                if results.len() > RESULTS_MAX_BYTES {
-                    return Err(ApiError::PayloadTooLarge(format!("results are over {RESULTS_MAX_BYTES} bytes")));
-                }
-                changes.set("run_results", &results)?
+/// The state of the workflow's run.
+#[utoipa::path(get, path = "/workflows/{id}/run", tag = "workflows", operation_id = "get_run",
+    params(("id" = Uuid, Path, description = "The workflow's id")),
+    responses((status = 200, description = "The run's state", body = RunView)))]
+async fn status(State(area): State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>) -> Result<Response, ApiError> {
+    let workflow: Workflow = area.store.get(&who, &id).await?;
+    json(StatusCode::OK, &workflow.run_view())
+}
+
+/// The results of the last completed run (an empty array before).
+#[utoipa::path(get, path = "/workflows/{id}/run/results", tag = "workflows", operation_id = "get_run_results",
+    params(("id" = Uuid, Path, description = "The workflow's id")),
+    responses((status = 200, description = "The run's results", body = ResultsView)))]
+async fn results(
+    State(area): State<Arc<Workflows>>,
+    who: Identity,
+    id: ItemId<Workflow>,
+) -> Result<Response, ApiError> {
+    let workflow: Workflow = area.store.get(&who, &id).await?;
+    let results = stored_json("results", workflow.run_results.clone().unwrap_or_else(|| "[]".to_owned()))?;
+    json(
+        StatusCode::OK,
+        &ResultsView { workflow_id: workflow.id, run_id: workflow.run_id, status: workflow.run_status, results },
+    )
+}
+
+/// Starts a run (from idle or completed).
+#[utoipa::path(post, path = "/workflows/{id}/run/start", tag = "workflows", operation_id = "start_run",
+    params(("id" = Uuid, Path, description = "The workflow's id")),
+    responses((status = 200, description = "The run's new state", body = RunView)))]
+async fn start(area: State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>) -> Result<Response, ApiError> {
+    transition((area, who, id), Transition::Start, None).await
+}
+
+/// Pauses a running run.
+#[utoipa::path(post, path = "/workflows/{id}/run/pause", tag = "workflows", operation_id = "pause_run",
+    params(("id" = Uuid, Path, description = "The workflow's id")),
+    responses((status = 200, description = "The run's new state", body = RunView)))]
+async fn pause(area: State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>) -> Result<Response, ApiError> {
+    transition((area, who, id), Transition::Pause, None).await
+}
+
+/// Resumes a paused run.
+#[utoipa::path(post, path = "/workflows/{id}/run/resume", tag = "workflows", operation_id = "resume_run",
+    params(("id" = Uuid, Path, description = "The workflow's id")),
+    responses((status = 200, description = "The run's new state", body = RunView)))]
+async fn resume(area: State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>) -> Result<Response, ApiError> {
+    transition((area, who, id), Transition::Resume, None).await
+}
+
+/// Completes a running run with its results.
+#[utoipa::path(post, path = "/workflows/{id}/run/complete", tag = "workflows", operation_id = "complete_run",
+    params(("id" = Uuid, Path, description = "The workflow's id")),
+    request_body = CompleteRun,
+    responses((status = 200, description = "The run's new state", body = RunView)))]
+async fn complete(
+    area: State<Arc<Workflows>>,
+    who: Identity,
+    id: ItemId<Workflow>,
+    JsonBody(body): JsonBody<CompleteRun>,
+) -> Result<Response, ApiError> {
+    transition((area, who, id), Transition::Complete, Some(body)).await
+}
+
+/// Resets the run to idle, dropping its results.
+#[utoipa::path(post, path = "/workflows/{id}/run/reset", tag = "workflows", operation_id = "reset_run",
+    params(("id" = Uuid, Path, description = "The workflow's id")),
+    responses((status = 200, description = "The run's new state", body = RunView)))]
+async fn reset(area: State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>) -> Result<Response, ApiError> {
+    transition((area, who, id), Transition::Reset, None).await
+}
+
+/// One conditional write: the transition applies only from the states that allow it.
+async fn transition(
+    (State(area), who, id): Caller,
+    transition: Transition,
+    completion: Option<CompleteRun>,
+) -> Result<Response, ApiError> {
+    use state::*;
+    let now = Timestamp::now().into_string();
+    let (from, to, verb): (&[&str], &str, &str) = match transition {
+        Transition::Start => (&[IDLE, COMPLETED], RUNNING, "start"),
+        Transition::Pause => (&[RUNNING], PAUSED, "pause"),
+        Transition::Resume => (&[PAUSED], RUNNING, "resume"),
+        Transition::Complete => (&[RUNNING], COMPLETED, "complete"),
+        Transition::Reset => (&[RUNNING, PAUSED, COMPLETED], IDLE, "reset"),
+    };
+    let mut changes = Changes::default().set(RUN_STATUS, &to)?.set("run_updated_at", &now)?;
+    changes = match (transition, completion) {
+        (Transition::Start, _) => changes.set("run_id", &new_id())?.set("run_started_at", &now)?.remove("run_results"),
+        (Transition::Complete, Some(body)) => {
+            let results = body.results.get();
+            if !results.starts_with('[') {
+                return Err(ApiError::bad_request("results must be a JSON array"));
             }
-            Transition::Reset => changes.remove("run_id").remove("run_started_at").remove("run_results"),
-            Transition::Pause | Transition::Resume => changes,
-        };
-        let changes =
-            changes.only_if(RUN_STATUS, from, format!("cannot {verb} the run: it is not {}", from.join(" or ")));
-        let workflow: Workflow = self.store.update(call.identity()?, &id, Expect::Exists, changes).await?;
-        json(StatusCode::OK, &workflow.run_view())
-    }
+            if results.len() > RESULTS_MAX_BYTES {
+                return Err(ApiError::PayloadTooLarge(format!("results are over {RESULTS_MAX_BYTES} bytes")));
+            }
+            changes.set("run_results", &results)?
+        }
+        (Transition::Reset, _) => changes.remove("run_id").remove("run_started_at").remove("run_results"),
+        _ => changes,
+    };
+    let changes = changes.only_if(RUN_STATUS, from, format!("cannot {verb} the run: it is not {}", from.join(" or ")));
+    let workflow: Workflow = area.store.update(&who, &id, Expect::Exists, changes).await?;
+    json(StatusCode::OK, &workflow.run_view())
 }

@@ -12,10 +12,9 @@ use axum::{
     response::{IntoResponse, Response as AxumResponse},
     Router,
 };
-use lambda_http::Body;
 use serde_json::json;
 
-use crate::local::{apigw_v2_event, new_request_id, request_from_event, HttpCall, LocalStack};
+use crate::local::{new_request_id, HttpCall, LocalStack};
 
 /// API Gateway's payload limit for HTTP APIs.
 const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -52,29 +51,20 @@ async fn handle(State(stack): State<Arc<LocalStack>>, request: AxumRequest) -> A
 }
 
 async fn invoke(stack: &LocalStack, parts: &axum::http::request::Parts, body: &[u8]) -> AxumResponse {
-    let method = parts.method.as_str();
-    let path = parts.uri.path();
-    let Some((function, route, params)) = stack.route(method, path) else {
-        return plain_json(StatusCode::NOT_FOUND, json!({"message": "Not Found"}));
-    };
     let headers =
         parts.headers.iter().filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))).collect();
-    let call =
-        HttpCall { method, raw_path: path, raw_query: parts.uri.query().unwrap_or(""), headers, body: Some(body) };
-    let event = apigw_v2_event(&call, route, &params, &new_request_id());
-    let request = match request_from_event(&event) {
-        Ok(r) => r,
-        Err(e) => return plain_json(StatusCode::BAD_REQUEST, json!({"message": format!("bad request: {e}")})),
+    let call = HttpCall {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        headers,
+        body: Some(body),
     };
-    let response = function.call(request).await;
-    let (parts, body) = response.into_parts();
-    let bytes = match body {
-        Body::Empty => Vec::new(),
-        Body::Text(t) => t.into_bytes(),
-        Body::Binary(b) => b,
-        _ => Vec::new(),
-    };
-    AxumResponse::from_parts(parts, AxumBody::from(bytes))
+    let answer = stack.handle_http(&call, &new_request_id()).await;
+    let mut response = AxumResponse::new(AxumBody::from(answer.body));
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers;
+    response
 }
 
 /// `POST /dev/token {"user": "alice"}`: a real HS256 token signed with the stack's secret.

@@ -4,39 +4,51 @@
 
 use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
-use shared::{ConfigError, Env, EventFunction, Function, Platform, TokenMinter};
-
+use axum::Router;
+use lambda_http::{
+    aws_lambda_events::apigw::{
+        ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
+        ApiGatewayV2httpResponse,
+    },
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
+    Body, IntoResponse as _, Request,
+};
+use serde_json::Value;
+use shared::{Area, ConfigError, Env, EventFunction, Platform, TokenMinter};
 use template::{EnvValue, FunctionSpec, HttpRoute, Template};
+use tower::ServiceExt;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
-pub type Handler = Arc<dyn Fn(Request) -> HandlerFuture + Send + Sync>;
 pub type EventFuture = Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
 pub type EventHandler = Arc<dyn Fn(Value) -> EventFuture + Send + Sync>;
 type Builder = fn(&Platform, &Env) -> Result<Hosted, ConfigError>;
 
-/// A function as the local stack runs it: fed HTTP requests, or other events' JSON.
+/// Lambda's limit on a synchronous invocation's response (the JSON API Gateway receives).
+pub const LAMBDA_RESPONSE_MAX_BYTES: usize = 6_291_556;
+
+/// A function as the local stack runs it: an HTTP area's router, or an event function fed
+/// JSON as Lambda feeds it.
 #[derive(Clone)]
 pub enum Hosted {
-    Http(Handler),
+    Http(Router),
     Events(EventHandler),
 }
 
-fn hosted<F: Function>(platform: &Platform, env: &Env) -> Result<Hosted, ConfigError> {
-    let function = Arc::new(F::build(platform, env)?);
-    Ok(Hosted::Http(Arc::new(move |request| {
-        let function = function.clone();
-        Box::pin(async move { function.handle(request).await })
-    })))
+fn hosted<A: Area>(platform: &Platform, env: &Env) -> Result<Hosted, ConfigError> {
+    Ok(Hosted::Http(shared::runtime::router(A::build(platform, env)?, platform)))
 }
 
+/// An event function behind Lambda's JSON interface: the event is deserialized into the
+/// function's event type and its answer serialized, as the runtime does.
 fn hosted_events<F: EventFunction>(platform: &Platform, env: &Env) -> Result<Hosted, ConfigError> {
     let function = Arc::new(F::build(platform, env)?);
     Ok(Hosted::Events(Arc::new(move |event| {
         let function = function.clone();
-        Box::pin(async move { function.handle(event).await })
+        Box::pin(async move {
+            let event: F::Event = serde_json::from_value(event).map_err(|e| format!("event does not parse: {e}"))?;
+            let output = function.handle(event).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(output).map_err(|e| e.to_string())
+        })
     })))
 }
 
@@ -94,19 +106,43 @@ pub struct HostedFunction {
 }
 
 impl HostedFunction {
-    /// Calls an HTTP function with a request, as API Gateway's Lambda integration does.
-    pub async fn call(&self, request: Request) -> Response<Body> {
-        match &self.hosted {
-            Hosted::Http(handler) => handler(request).await,
-            Hosted::Events(_) => panic!("{} is not an HTTP function", self.spec.logical_id),
+    /// Invokes an HTTP function with an API Gateway v2 event, as Lambda does: the event is
+    /// turned into the request `lambda_http` builds, and the answer into the JSON response
+    /// Lambda returns (refused, as by Lambda, when over its payload limit).
+    pub async fn invoke(&self, event: &ApiGatewayV2httpRequest) -> Result<ApiGatewayV2httpResponse, String> {
+        let Hosted::Http(router) = &self.hosted else {
+            return Err(format!("{} is not an HTTP function", self.spec.logical_id));
+        };
+        let request: Request =
+            lambda_http::request::from_str(&serde_json::to_string(event).map_err(|e| e.to_string())?)
+                .map_err(|e| format!("not an API Gateway v2 event: {e}"))?;
+        let response = router.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
+        let (parts, body) = response.into_response().await.into_parts();
+        let mut answer = ApiGatewayV2httpResponse::default();
+        answer.status_code = i64::from(parts.status.as_u16());
+        answer.cookies =
+            parts.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok().map(str::to_owned)).collect();
+        answer.headers = parts.headers;
+        answer.headers.remove("set-cookie");
+        (answer.is_base64_encoded, answer.body) = match body {
+            Body::Empty => (false, None),
+            text @ Body::Text(_) => (false, Some(text)),
+            binary => (true, Some(binary)),
+        };
+        let size = serde_json::to_vec(&answer).map_err(|e| e.to_string())?.len();
+        if size > LAMBDA_RESPONSE_MAX_BYTES {
+            return Err(format!(
+                "Response payload size exceeded maximum allowed payload size ({LAMBDA_RESPONSE_MAX_BYTES} bytes): {size}"
+            ));
         }
+        Ok(answer)
     }
 
     /// Calls an event function with an event's JSON.
     pub async fn call_event(&self, event: Value) -> Result<Value, String> {
         match &self.hosted {
             Hosted::Events(handler) => handler(event).await,
-            Hosted::Http(_) => panic!("{} is not an event function", self.spec.logical_id),
+            Hosted::Http(_) => Err(format!("{} is not an event function", self.spec.logical_id)),
         }
     }
 }
@@ -223,16 +259,33 @@ impl LocalStack {
         self.functions.iter().find(|f| f.spec.binary == binary)
     }
 
-    /// The function and route that serve `method path`, with the path parameters.
+    /// The function and route that serve `method path`, with the path parameters, as API
+    /// Gateway routes: exact segments, `{name}` for one segment, `{name+}` for the rest.
     pub fn route(&self, method: &str, path: &str) -> Option<(&HostedFunction, &HttpRoute, BTreeMap<String, String>)> {
         self.functions.iter().find_map(|f| {
             f.spec.routes.iter().find_map(|r| {
-                if r.method != method {
+                if r.method != method && r.method != "ANY" {
                     return None;
                 }
-                shared::http::match_path(&r.path, path).map(|params| (f, r, params))
+                match_path(&r.path, path).map(|params| (f, r, params))
             })
         })
+    }
+
+    /// What API Gateway answers to one HTTP request: the route's function invoked with the v2
+    /// event, or API Gateway's own answers (no route: 404; a failed invocation: 500).
+    pub async fn handle_http(&self, call: &HttpCall<'_>, request_id: &str) -> GatewayAnswer {
+        let Some((function, route, params)) = self.route(call.method, call.raw_path) else {
+            return GatewayAnswer::gateway(StatusCode::NOT_FOUND, "Not Found");
+        };
+        let event = apigw_v2_event(call, route, &params, request_id);
+        match function.invoke(&event).await {
+            Ok(answer) => GatewayAnswer::from_lambda(answer),
+            Err(e) => {
+                tracing::error!(function = %function.spec.logical_id, error = %e, "invocation failed");
+                GatewayAnswer::gateway(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        }
     }
 
     /// A signed token for `user`, valid for an hour.
@@ -250,88 +303,168 @@ pub struct HttpCall<'a> {
     pub body: Option<&'a [u8]>,
 }
 
-/// Builds the API Gateway HTTP API v2 event JSON for a matched route.
+/// An HTTP answer as API Gateway sends it to the client.
+#[derive(Debug)]
+pub struct GatewayAnswer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl GatewayAnswer {
+    /// API Gateway's own answer, e.g. `{"message":"Not Found"}`.
+    fn gateway(status: StatusCode, message: &str) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        Self { status, headers, body: serde_json::json!({ "message": message }).to_string().into_bytes() }
+    }
+
+    fn from_lambda(answer: ApiGatewayV2httpResponse) -> Self {
+        let status = StatusCode::from_u16(answer.status_code as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut headers = answer.headers;
+        for cookie in &answer.cookies {
+            if let Ok(v) = HeaderValue::from_str(cookie) {
+                headers.append("set-cookie", v);
+            }
+        }
+        let body = match answer.body {
+            Some(Body::Text(text)) => text.into_bytes(),
+            Some(Body::Binary(bytes)) => bytes,
+            _ => Vec::new(),
+        };
+        Self { status, headers, body }
+    }
+}
+
+/// Matches a template route path against a request path, percent-decoding the parameters.
+pub fn match_path(pattern: &str, path: &str) -> Option<BTreeMap<String, String>> {
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned());
+    let mut params = BTreeMap::new();
+    let mut want = pattern.trim_end_matches('/').split('/');
+    let mut have = path.trim_end_matches('/').split('/');
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(h)) if w.starts_with('{') && w.ends_with("+}") && !h.is_empty() => {
+                let rest: Vec<&str> = std::iter::once(h).chain(have.by_ref()).collect();
+                params.insert(w[1..w.len() - 2].to_owned(), decode(&rest.join("/"))?);
+                return want.next().is_none().then_some(params);
+            }
+            (Some(w), Some(h)) if w.starts_with('{') && w.ends_with('}') && !h.is_empty() => {
+                params.insert(w[1..w.len() - 1].to_owned(), decode(h)?);
+            }
+            (Some(w), Some(h)) if w == h => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Builds the API Gateway HTTP API v2 event for a matched route.
 pub fn apigw_v2_event(
     call: &HttpCall<'_>,
     route: &HttpRoute,
     params: &BTreeMap<String, String>,
     request_id: &str,
-) -> Value {
-    let mut headers = serde_json::Map::new();
+) -> ApiGatewayV2httpRequest {
+    let mut headers = HeaderMap::new();
     let mut cookies = Vec::new();
     for (name, value) in &call.headers {
         let name = name.to_ascii_lowercase();
         if name == "cookie" {
-            cookies.extend(value.split(';').map(|c| json!(c.trim())));
+            cookies.extend(value.split(';').map(|c| c.trim().to_owned()));
             continue;
         }
+        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) else {
+            continue;
+        };
         // API Gateway joins repeated headers with commas.
-        match headers.get_mut(&name) {
-            Some(Value::String(existing)) => {
-                existing.push(',');
-                existing.push_str(value);
-            }
-            _ => {
-                headers.insert(name, json!(value));
-            }
+        let joined = match headers.get(&name) {
+            Some(existing) => HeaderValue::from_bytes(&[existing.as_bytes(), b",", value.as_bytes()].concat()).ok(),
+            None => Some(value),
+        };
+        if let Some(v) = joined {
+            headers.insert(name, v);
         }
     }
     let now = time::OffsetDateTime::now_utc();
     let (body, is_base64) = match call.body {
-        None | Some([]) => (Value::Null, false),
+        None | Some([]) => (None, false),
         Some(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) => (json!(text), false),
+            Ok(text) => (Some(text.to_owned()), false),
             Err(_) => {
                 use base64::Engine;
-                (json!(base64::engine::general_purpose::STANDARD.encode(bytes)), true)
+                (Some(base64::engine::general_purpose::STANDARD.encode(bytes)), true)
             }
         },
     };
-    let host = headers.get("host").and_then(Value::as_str).unwrap_or("localhost").to_owned();
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": route.key(),
-        "rawPath": call.raw_path,
-        "rawQueryString": call.raw_query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "local",
-            "domainName": host,
-            "domainPrefix": host.split('.').next().unwrap_or("localhost"),
-            "http": {
-                "method": call.method,
-                "path": call.raw_path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": headers.get("user-agent").cloned().unwrap_or(json!("")),
-            },
-            "requestId": request_id,
-            "routeKey": route.key(),
-            "stage": "$default",
-            "time": now.format(time::macros::format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000")).unwrap_or_default(),
-            "timeEpoch": (now.unix_timestamp_nanos() / 1_000_000) as i64,
-        },
-        "isBase64Encoded": is_base64,
-    });
-    if !params.is_empty() {
-        event["pathParameters"] = json!(params);
-    }
-    if !cookies.is_empty() {
-        event["cookies"] = json!(cookies);
-    }
-    if !body.is_null() {
-        event["body"] = body;
-    }
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
+    let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
+    http.method = Method::from_bytes(call.method.as_bytes()).unwrap_or(Method::GET);
+    http.path = Some(call.raw_path.to_owned());
+    http.protocol = Some("HTTP/1.1".into());
+    http.source_ip = Some("127.0.0.1".into());
+    http.user_agent = headers.get("user-agent").and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some(route.key());
+    context.account_id = Some("000000000000".into());
+    context.stage = Some("$default".into());
+    context.request_id = Some(request_id.to_owned());
+    context.apiid = Some("local".into());
+    context.domain_prefix = Some(host.split('.').next().unwrap_or("localhost").to_owned());
+    context.domain_name = Some(host);
+    context.time = now
+        .format(time::macros::format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"))
+        .ok();
+    context.time_epoch = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    context.http = http;
+    let mut event = ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".into());
+    event.route_key = Some(route.key());
+    event.raw_path = Some(call.raw_path.to_owned());
+    event.raw_query_string = Some(call.raw_query.to_owned());
+    event.cookies = (!cookies.is_empty()).then_some(cookies);
+    event.headers = headers;
+    event.query_string_parameters = query_map(call.raw_query);
+    event.path_parameters = params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    event.request_context = context;
+    event.body = body;
+    event.is_base64_encoded = is_base64;
     event
 }
 
-/// The `lambda_http` request Lambda would build from this event.
-pub fn request_from_event(event: &Value) -> Result<Request, BoxError> {
-    Ok(lambda_http::request::from_str(&event.to_string())?)
+/// The query string as API Gateway passes it in `queryStringParameters` (decoded; repeated
+/// names joined by commas).
+fn query_map(raw: &str) -> lambda_http::aws_lambda_events::query_map::QueryMap {
+    let mut joined: BTreeMap<String, String> = BTreeMap::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode =
+            |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        joined.entry(decode(name)).and_modify(|v| v.push_str(&format!(",{}", decode(value)))).or_insert(decode(value));
+    }
+    joined.into_iter().map(|(k, v)| (k, vec![v])).collect::<std::collections::HashMap<_, _>>().into()
 }
 
 /// A request id in API Gateway's style.
 pub fn new_request_id() -> String {
     shared::item::new_id()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_like_api_gateway() {
+        let p = match_path("/canvases/{id}", "/canvases/abc").unwrap();
+        assert_eq!(p["id"], "abc");
+        assert!(match_path("/canvases/{id}", "/canvases").is_none());
+        assert!(match_path("/canvases/{id}", "/canvases/").is_none());
+        assert!(match_path("/canvases/{id}", "/canvases/a/b").is_none());
+        assert!(match_path("/canvases", "/canvases/").is_some());
+        assert_eq!(match_path("/c/{id}", "/c/a%20b").unwrap()["id"], "a b");
+        assert!(match_path("/c/{id}", "/c/%ff").is_none());
+        assert_eq!(match_path("/docs/{proxy+}", "/docs/a/b.css").unwrap()["proxy"], "a/b.css");
+        assert!(match_path("/docs/{proxy+}", "/docs").is_none());
+    }
 }

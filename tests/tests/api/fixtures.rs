@@ -40,7 +40,7 @@ async fn each_fixture_runs_through_its_handler() {
         let binary = h.stack.route(method, &path.replace("{id}", "x")).map(|(f, _, _)| f.spec.binary.clone()).unwrap();
 
         // As committed, a fixture carries a placeholder token: refused.
-        let as_committed = h.invoke(&binary, fixture(&file, |_| {})).await;
+        let as_committed = h.invoke(&binary, &fixture(&file, |_| {})).await;
         if public_routes().contains(&route) {
             assert_eq!(as_committed.status, 200, "{file}");
         } else {
@@ -53,7 +53,7 @@ async fn each_fixture_runs_through_its_handler() {
             let created = h
                 .invoke(
                     &binary,
-                    fixture(&format!("post-{collection}.json"), |e| e["headers"]["authorization"] = bearer.clone()),
+                    &fixture(&format!("post-{collection}.json"), |e| e["headers"]["authorization"] = bearer.clone()),
                 )
                 .await;
             assert_eq!(created.status, 201, "{file}: {}", created.text());
@@ -72,7 +72,7 @@ async fn each_fixture_runs_through_its_handler() {
                 e["requestContext"]["http"]["path"] = json!(raw);
             }
         });
-        let reply = h.invoke(&binary, request).await;
+        let reply = h.invoke(&binary, &request).await;
         match expected_status(&route) {
             Some(status) => assert_eq!(reply.status, status, "{file}: {}", reply.text()),
             None => assert!((200..300).contains(&reply.status), "{file}: {} {}", reply.status, reply.text()),

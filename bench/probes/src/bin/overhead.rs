@@ -21,16 +21,15 @@
 
 use std::{
     collections::HashMap,
-    convert::Infallible,
     time::{Duration, Instant},
 };
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use canvases::Canvases;
-use lambda_http::{request::LambdaRequest, service_fn, tower::Service, Adapter, Request};
+use lambda_http::{request::LambdaRequest, tower::Service, Adapter};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
-use shared::{AuthConfig, Env, Function, Platform, TokenMinter};
+use shared::{Area, AuthConfig, Env, Platform, TokenMinter};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -178,8 +177,8 @@ async fn init_phases() -> Result<(), BoxError> {
     let env = Env::from_map(vars);
     let platform = Platform::from_env(&env).await?;
     lap("platform", &mut phases);
-    let function = Canvases::build(&platform, &env)?;
-    std::hint::black_box(&function);
+    let router = shared::runtime::router(Canvases::build(&platform, &env)?, &platform);
+    std::hint::black_box(&router);
     lap("function", &mut phases);
     platform.warm_up().await;
     lap("warm_up", &mut phases);
@@ -201,12 +200,9 @@ async fn first_call(events_dir: &str) -> Result<(), BoxError> {
         .ok_or("HS256 secret is set")?
         .mint(USER, Duration::from_secs(3600));
     let platform = Platform::from_env(&env).await?;
-    let function = Canvases::build(&platform, &env)?;
+    let router = shared::runtime::router(Canvases::build(&platform, &env)?, &platform);
     platform.warm_up().await;
-    let function = &function;
-    let mut adapter = Adapter::from(service_fn(move |request: Request| async move {
-        Ok::<_, Infallible>(function.handle(request).await)
-    }));
+    let mut adapter = Adapter::from(router);
     let bytes = event(events_dir, "get-canvases-id.json", &token, "")?;
     let mut times = Vec::new();
     for _ in 0..21 {
@@ -254,11 +250,7 @@ async fn main() -> Result<(), BoxError> {
         .ok_or("HS256 secret is set")?
         .mint(USER, Duration::from_secs(3600));
     let platform = Platform::from_env(&env).await?;
-    let function = Canvases::build(&platform, &env)?;
-    let function = &function;
-    let mut adapter = Adapter::from(service_fn(move |request: Request| async move {
-        Ok::<_, Infallible>(function.handle(request).await)
-    }));
+    let mut adapter = Adapter::from(shared::runtime::router(Canvases::build(&platform, &env)?, &platform));
 
     let cases = [
         ("rejected", event(events_dir, "get-canvases.json", &token, "limit=101")?, 400),

@@ -1,0 +1,96 @@
+//! The API's OpenAPI document, assembled from the areas' routers (each route is described where
+//! it is declared) plus what every operation shares: bearer authentication, and the
+//! problem+json answers the pipeline gives.
+
+use serde_json::{json, Map, Value};
+use utoipa::openapi::OpenApi;
+
+/// The statuses of problem+json answers, with what they mean.
+const PROBLEMS: &[(&str, &str)] = &[
+    ("400", "Bad input: malformed JSON, unknown or protected fields, invalid values, paging or cursor"),
+    ("401", "No valid bearer token"),
+    ("404", "Not found, or not the caller's"),
+    ("409", "Conflicts with the current state"),
+    ("412", "If-Match names a version that is not current"),
+    ("413", "Too large"),
+    ("415", "The body is not application/json"),
+    ("503", "DynamoDB is throttling or unavailable: retry"),
+];
+
+/// The whole API's document from the areas' descriptions.
+pub fn document(areas: impl IntoIterator<Item = OpenApi>) -> Value {
+    let mut merged = OpenApi::default();
+    for area in areas {
+        merged.merge(area);
+    }
+    let mut doc = serde_json::to_value(merged).expect("an OpenAPI document serializes");
+    doc["openapi"] = json!("3.1.0");
+    doc["info"] = json!({
+        "title": "Multi-tenant AI design and chat API",
+        "version": crate::BUILD_VERSION,
+        "description": "Every route but the public ones needs `Authorization: Bearer <JWT>`; each caller sees and \
+                        changes only their own data. Errors are application/problem+json with the request id.",
+    });
+    let components = doc["components"].as_object_mut().map(std::mem::take).unwrap_or_default();
+    let mut components = Value::Object(components);
+    components["securitySchemes"] = json!({ "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } });
+    components["schemas"]["Problem"] = json!({
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "request_id"],
+        "properties": {
+            "type": { "type": "string" },
+            "title": { "type": "string" },
+            "status": { "type": "integer" },
+            "detail": { "type": "string" },
+            "request_id": { "type": "string" },
+        },
+    });
+    doc["components"] = components;
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else { continue };
+            for (method, operation) in item.iter_mut() {
+                if is_method(method) {
+                    finish_operation(method, operation);
+                }
+            }
+        }
+    }
+    doc
+}
+
+fn is_method(name: &str) -> bool {
+    matches!(name, "get" | "put" | "post" | "delete" | "options" | "head" | "patch" | "trace")
+}
+
+/// Public operations say `security: [{}]` or `[]` where declared; every other one needs the
+/// bearer token and may answer the pipeline's problems.
+fn finish_operation(method: &str, operation: &mut Value) {
+    let public =
+        operation["security"].as_array().is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(Map::is_empty)));
+    if public {
+        operation["security"] = json!([]);
+        return;
+    }
+    operation["security"] = json!([{ "bearer": [] }]);
+    let has_body = operation.get("requestBody").is_some();
+    let writes = matches!(method, "post" | "patch" | "put" | "delete");
+    let responses = operation["responses"].as_object_mut().expect("every operation has responses");
+    for (status, description) in PROBLEMS {
+        let applies = match *status {
+            "409" | "412" => writes,
+            "413" | "415" => has_body,
+            _ => true,
+        };
+        if applies && !responses.contains_key(*status) {
+            responses.insert((*status).to_owned(), problem(description));
+        }
+    }
+}
+
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } },
+    })
+}
