@@ -65,6 +65,7 @@ pub struct CanvasSummary {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Landing page", "description": "Hero and pricing", "data": {"elements": [{"type": "rect", "x": 10, "y": 20}]}}))]
 pub struct CreateCanvas {
     name: Name,
     #[serde(default)]
@@ -82,6 +83,7 @@ impl RequestBody for CreateCanvas {
 /// PATCH body: absent fields are kept, `description: null` clears the description.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Landing page v2"}))]
 pub struct UpdateCanvas {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Name>)]

@@ -52,6 +52,7 @@ impl HasId for File {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "fox.png", "content_type": "image/png", "size": 1024}))]
 pub struct NewFile {
     name: FileName,
     /// A media type such as image/png (no parameters).

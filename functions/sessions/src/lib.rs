@@ -34,6 +34,7 @@ pub struct Session {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Logo ideas"}))]
 pub struct CreateSession {
     /// Defaults to "New chat".
     #[serde(default)]
@@ -46,6 +47,7 @@ impl RequestBody for CreateSession {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Logo ideas, round 2"}))]
 pub struct RenameSession {
     title: Title,
 }
@@ -114,6 +116,7 @@ impl HasId for Message {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "user", "content": "Draw a fox in a forest"}))]
 pub struct AppendMessage {
     role: Role,
     /// At most 64 KiB of UTF-8 (413 above).

@@ -106,6 +106,7 @@ pub struct WorkflowSummary {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "txt2img", "graph": {"3": {"class_type": "KSampler", "inputs": {"seed": 42}}}}))]
 pub struct CreateWorkflow {
     name: Name,
     /// The ComfyUI graph: a JSON object of at most 300 KiB.
@@ -119,6 +120,7 @@ impl RequestBody for CreateWorkflow {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "txt2img (sdxl)"}))]
 pub struct UpdateWorkflow {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Name>)]
@@ -134,6 +136,7 @@ impl RequestBody for UpdateWorkflow {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"results": [{"filename": "fox.png"}]}))]
 pub struct CompleteRun {
     /// The run's outputs: a JSON array of at most 64 KiB.
     #[schema(value_type = Vec<Object>)]

@@ -25,7 +25,7 @@ async fn every_route_has_a_fixture() {
     let h = Harness::new().await;
     let covered: HashSet<String> = fixtures().into_values().collect();
     for route in h.stack.template.route_keys() {
-        assert!(covered.contains(&route), "no fixture in events/ for {route}: run infra/events.py");
+        assert!(covered.contains(&route), "no fixture in events/ for {route}: run `cargo run -p local-stack -- events`");
     }
 }
 

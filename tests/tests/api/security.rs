@@ -49,7 +49,7 @@ fn routes(h: &Harness) -> Vec<Route> {
         .into_iter()
         .map(|key| {
             let file =
-                by_route.get(&key).unwrap_or_else(|| panic!("{key} has no events/ fixture: run infra/events.py"));
+                by_route.get(&key).unwrap_or_else(|| panic!("{key} has no events/ fixture: run `cargo run -p local-stack -- events`"));
             let (method, path) = key.split_once(' ').unwrap();
             Route { method: method.into(), path: path.into(), body: fixture_body(file), key }
         })

@@ -2,8 +2,11 @@
 //! the local gateway in development mode.
 //! `local-stack exec -- <command...>`: the same local AWS, then runs the command with
 //! `DYNAMODB_ENDPOINT` and `S3_ENDPOINT` set, and stops it all when it ends (the tests use this).
+//! `local-stack events`: writes `events/`, an API Gateway v2 event for every template route.
 
-use std::{process::ExitCode, sync::Arc};
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
 
 use local_stack::{
     dynamodb_local::DynamoDbLocal,
@@ -16,17 +19,38 @@ use template::Template;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str =
-    "usage: local-stack up [--port N] [--dynamodb-port N]\n       local-stack exec -- <command> [args...]";
+/// The local AWS stack: DynamoDB Local, a local S3 server, the template's tables, the gateway.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-fn flag(args: &[String], name: &str) -> Result<Option<u16>, BoxError> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(None),
-        Some(i) => {
-            let v = args.get(i + 1).ok_or_else(|| format!("{name} needs a value"))?;
-            Ok(Some(v.parse().map_err(|_| format!("{name}: not a port: {v}"))?))
-        }
-    }
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API locally in development mode (the default).
+    Up {
+        /// Port of the local gateway.
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// Port of DynamoDB Local (default: a free one).
+        #[arg(long)]
+        dynamodb_port: Option<u16>,
+    },
+    /// Start the local AWS services, run a command against them, stop them.
+    Exec {
+        /// The command and its arguments (after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Write an API Gateway v2 event for every template route (for `sam local invoke -e` and
+    /// the fixture tests); request bodies are the API description's examples.
+    Events {
+        /// Folder to write to.
+        #[arg(long, default_value = "events")]
+        out: PathBuf,
+    },
 }
 
 /// The local AWS: DynamoDB Local and an S3 server, with the template's tables and buckets.
@@ -59,10 +83,9 @@ impl LocalAws {
     }
 }
 
-async fn up(args: &[String]) -> Result<(), BoxError> {
+async fn up(port: u16, dynamodb_port: Option<u16>) -> Result<(), BoxError> {
     shared::runtime::init_logging();
-    let port = flag(args, "--port")?.unwrap_or(3000);
-    let aws = LocalAws::start(flag(args, "--dynamodb-port")?).await?;
+    let aws = LocalAws::start(dynamodb_port).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e} (pass --port to choose another)"))?;
@@ -93,7 +116,7 @@ async fn up(args: &[String]) -> Result<(), BoxError> {
 }
 
 async fn exec(command: &[String]) -> Result<ExitCode, BoxError> {
-    let (program, rest) = command.split_first().ok_or(USAGE)?;
+    let (program, rest) = command.split_first().ok_or("exec needs a command")?;
     let aws = LocalAws::start(None).await?;
     let status = tokio::process::Command::new(program)
         .args(rest)
@@ -108,17 +131,14 @@ async fn exec(command: &[String]) -> Result<ExitCode, BoxError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        None | Some("up") => up(&args).await.map(|_| ExitCode::SUCCESS),
-        Some("exec") => {
-            let command = match args.get(1).map(String::as_str) {
-                Some("--") => &args[2..],
-                _ => &args[1..],
-            };
-            exec(command).await
-        }
-        _ => Err(USAGE.into()),
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Up { port: 3000, dynamodb_port: None }) {
+        Command::Up { port, dynamodb_port } => up(port, dynamodb_port).await.map(|_| ExitCode::SUCCESS),
+        Command::Exec { command } => exec(&command).await,
+        Command::Events { out } => local_stack::fixtures::write_all(&out).map(|count| {
+            eprintln!("wrote {count} events to {}", out.display());
+            ExitCode::SUCCESS
+        }),
     };
     result.unwrap_or_else(|e| {
         eprintln!("local-stack: {e}");
