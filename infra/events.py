@@ -25,6 +25,8 @@ BODIES = {
     "POST /workflows/{id}/run/complete": {"results": [{"filename": "fox.png"}]},
     "POST /files": {"name": "fox.png", "content_type": "image/png", "size": 1024},
 }
+# The value of a greedy path parameter (`{proxy+}`): a path the route's function serves.
+GREEDY = {"GET /docs/{proxy+}": "swagger-ui.css"}
 # Headers a route needs beyond the defaults.
 EXTRA_HEADERS = {"PATCH /canvases/{id}": {"if-match": "\"1\""}}
 
@@ -47,14 +49,14 @@ def routes():
 
 
 def file_name(method, path):
-    words = [w.strip("{}") for w in path.strip("/").split("/")]
+    words = [w.strip("{}+") for w in path.strip("/").split("/")]
     return f"{method.lower()}-" + "-".join(words) + ".json"
 
 
 def event(method, path):
     route = f"{method} {path}"
-    params = {name: ID for name in re.findall(r"{(\w+)}", path)}
-    raw_path = re.sub(r"{\w+}", ID, path)
+    params = {name: GREEDY[route] if greedy else ID for name, greedy in re.findall(r"{(\w+)(\+?)}", path)}
+    raw_path = re.sub(r"{(\w+)\+?}", lambda m: params[m.group(1)], path)
     body = BODIES.get(route)
     headers = {
         "accept": "application/json",
