@@ -224,14 +224,7 @@ pub fn fixtures() -> BTreeMap<String, String> {
 
 /// The API description, as the functions generate it.
 pub fn openapi() -> Value {
-    use shared::runtime::openapi;
-    shared::openapi::document([
-        openapi::<canvases::Canvases>(),
-        openapi::<sessions::Sessions>(),
-        openapi::<workflows::Workflows>(),
-        openapi::<files::Files>(),
-        openapi::<account::Account>(),
-    ])
+    docs::api_document()
 }
 
 /// Every operation of the API description as a route key (`GET /canvases/{id}`), with whether

@@ -11,15 +11,3 @@ pub mod tables;
 pub mod websocket;
 
 pub use template::workspace_root;
-
-/// The whole API's OpenAPI document, from every HTTP area's routes.
-pub fn api_document() -> serde_json::Value {
-    use shared::runtime::openapi;
-    shared::openapi::document([
-        openapi::<canvases::Canvases>(),
-        openapi::<sessions::Sessions>(),
-        openapi::<workflows::Workflows>(),
-        openapi::<files::Files>(),
-        openapi::<account::Account>(),
-    ])
-}

@@ -61,6 +61,7 @@ fn builder(binary: &str) -> Option<Builder> {
         "workflows" => Some(hosted::<workflows::Workflows>),
         "files" => Some(hosted::<files::Files>),
         "account" => Some(hosted::<account::Account>),
+        "docs" => Some(hosted::<docs::Docs>),
         "realtime" => Some(hosted_events::<realtime::Realtime>),
         _ => None,
     }
