@@ -78,33 +78,10 @@ ensure_rust_target() {
 }
 
 # The Lambda binaries template.yaml declares, one a line: Metadata.BuildProperties.Binary of
-# every AWS::Serverless::Function built with rust-cargolambda. Needs ensure_venv (PyYAML).
+# every AWS::Serverless::Function built with rust-cargolambda, as the template crate reads them
+# (the parser the local stack and the tests use); fails when one lacks its Binary, two share one,
+# or there are none. Needs ensure_rust; compiles the small template crate on first use.
 template_binaries() {
-  python - "$ROOT/template.yaml" <<'PY'
-import sys, yaml
-
-class Loader(yaml.SafeLoader):
-    pass
-
-# CloudFormation's short forms (!Ref, !Sub, !GetAtt...) are irrelevant here.
-Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-with open(sys.argv[1]) as f:
-    template = yaml.load(f, Loader=Loader)
-seen = []
-for name, resource in (template.get("Resources") or {}).items():
-    if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
-        continue
-    metadata = resource.get("Metadata") or {}
-    if metadata.get("BuildMethod") != "rust-cargolambda":
-        continue
-    binary = (metadata.get("BuildProperties") or {}).get("Binary")
-    if not binary:
-        sys.exit(f"template.yaml: {name} has BuildMethod rust-cargolambda but no Metadata.BuildProperties.Binary")
-    if binary in seen:
-        sys.exit(f"template.yaml: binary {binary!r} is used by two functions; give every function its own")
-    seen.append(binary)
-if not seen:
-    sys.exit("template.yaml declares no rust-cargolambda function")
-print("\n".join(seen))
-PY
+  cargo run --quiet --locked --manifest-path "$ROOT/Cargo.toml" -p template --bin template -- \
+    --template "$ROOT/template.yaml" binaries
 }

@@ -697,13 +697,6 @@ async fn throughput(args: &Args) -> Result<Vec<load::LoadResult>, BoxError> {
 }
 
 async fn run() -> Result<(), BoxError> {
-    if std::env::args().nth(1).as_deref() == Some("--print-binaries") {
-        // The functions `template.yaml` declares, for infra/bench's release build.
-        for spec in template::Template::load_default()?.functions {
-            println!("{}", spec.binary);
-        }
-        return Ok(());
-    }
     let args = Args::parse()?;
     let dynamodb = std::env::var("DYNAMODB_ENDPOINT")
         .map_err(|_| "DYNAMODB_ENDPOINT is not set: run ./infra/bench (it starts DynamoDB Local)")?;

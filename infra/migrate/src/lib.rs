@@ -49,7 +49,10 @@ use aws_sdk_dynamodb::{
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use shared::store::{attr, Item};
+use shared::{
+    owned::OwnedTable,
+    store::{attr, Item},
+};
 use time::OffsetDateTime;
 
 use self::{
@@ -90,25 +93,29 @@ impl Kind {
         }
     }
 
-    pub fn noun(self) -> &'static str {
-        match self {
-            Kind::Sessions => "session",
-            Kind::Messages => "message",
-            Kind::Canvases => "canvas",
-            Kind::Workflows => "workflow",
-            Kind::Files => "file",
-        }
-    }
-
-    /// The target table's logical id in `template.yaml` (locally also its name).
-    pub fn logical_table(self) -> &'static str {
-        match self {
+    /// The registry entry of the kind's target table, where its logical id and noun come from.
+    pub fn owned_table(self) -> &'static OwnedTable {
+        let logical_id = match self {
             Kind::Sessions => "SessionsTable",
             Kind::Messages => "MessagesTable",
             Kind::Canvases => "CanvasesTable",
             Kind::Workflows => "WorkflowsTable",
             Kind::Files => "FilesTable",
-        }
+        };
+        // Never fails: a unit test resolves every kind.
+        shared::owned::by_logical_id(logical_id)
+            .unwrap_or_else(|| panic!("{logical_id} is not in shared::owned::OWNED_TABLES"))
+    }
+
+    /// What one item is called. Also part of the ids derived from legacy ids (see
+    /// [`shape::target_id`]), so a registry rename would re-id what earlier runs migrated.
+    pub fn noun(self) -> &'static str {
+        self.owned_table().kind
+    }
+
+    /// The target table's logical id in `template.yaml` (locally also its name).
+    pub fn logical_table(self) -> &'static str {
+        self.owned_table().logical_id
     }
 }
 
@@ -1065,5 +1072,53 @@ impl fmt::Display for Summary {
             (false, None) => writeln!(f, "  STOPPED before the end")?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::owned::{Retention, OWNED_TABLES};
+
+    use super::*;
+
+    #[test]
+    fn every_content_table_of_the_registry_has_a_kind() {
+        for table in OWNED_TABLES.iter().filter(|t| t.retention == Retention::Content) {
+            assert!(
+                Kind::ALL.iter().any(|k| k.logical_table() == table.logical_id),
+                "{} holds user content (shared::owned::OWNED_TABLES) but the migration tool has no Kind \
+                 for it: add one, with how a legacy {} is shaped",
+                table.logical_id,
+                table.kind
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_targets_its_own_content_table() {
+        assert_eq!(Kind::ALL.len(), <Kind as clap::ValueEnum>::value_variants().len(), "Kind::ALL lists every kind");
+        let mut targets = HashSet::new();
+        for kind in Kind::ALL {
+            let table = kind.owned_table();
+            assert_eq!(table.retention, Retention::Content, "{kind} migrates into bookkeeping");
+            assert!(targets.insert(table.logical_id), "two kinds migrate into {}", table.logical_id);
+        }
+    }
+
+    #[test]
+    fn derived_ids_do_not_change_between_releases() {
+        // The noun is hashed into ids derived from non-UUID legacy ids: renaming a registry
+        // entry's kind would make the next run write every such item again under a new id.
+        // The values are SHA-256("<noun>:legacy-17") as a version 8 UUID, computed outside Rust.
+        let pinned = [
+            (Kind::Sessions, "4fc554f9-a2ce-8632-8ccc-ea80277ffde7"),
+            (Kind::Messages, "676fc259-6e17-8f47-ab7c-d2d6a156849f"),
+            (Kind::Canvases, "cf6d0dd0-bc25-8db7-8e8a-db88c740dd71"),
+            (Kind::Workflows, "f20c6e4c-f76f-8cdf-91a0-d80ca6a5a1b2"),
+            (Kind::Files, "23b7aec8-0e7f-82b2-b274-a857cb1373f8"),
+        ];
+        for (kind, id) in pinned {
+            assert_eq!(shape::target_id(kind, "legacy-17"), id, "{kind}");
+        }
     }
 }

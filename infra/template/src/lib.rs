@@ -24,6 +24,9 @@ pub fn workspace_root() -> PathBuf {
         .expect("infra/template is two levels down")
 }
 
+/// The `Metadata.BuildMethod` of a function `sam build` compiles with cargo-lambda.
+pub const RUST_BUILD_METHOD: &str = "rust-cargolambda";
+
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read {0}: {1}")]
@@ -93,6 +96,8 @@ pub struct FunctionSpec {
     pub logical_id: String,
     /// The cargo binary (`Metadata.BuildProperties.Binary`).
     pub binary: String,
+    /// `Metadata.BuildMethod`, e.g. `rust-cargolambda`.
+    pub build_method: Option<String>,
     pub routes: Vec<HttpRoute>,
     /// Globals merged with the function's own variables.
     pub environment: BTreeMap<String, EnvValue>,
@@ -248,7 +253,9 @@ impl Template {
                     tables.push(Self::parse_table(&id, props)?);
                 }
                 Some("AWS::Serverless::Function") => {
-                    let binary = get(resource, "Metadata")
+                    let metadata = get(resource, "Metadata");
+                    let build_method = metadata.and_then(|m| get_str(m, "BuildMethod"));
+                    let binary = metadata
                         .and_then(|m| get(m, "BuildProperties"))
                         .and_then(|b| get_str(b, "Binary"))
                         .ok_or_else(|| shape(format!("{id}: Metadata.BuildProperties.Binary missing")))?;
@@ -287,7 +294,7 @@ impl Template {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    functions.push(FunctionSpec { logical_id: id, binary, routes, environment, streams });
+                    functions.push(FunctionSpec { logical_id: id, binary, build_method, routes, environment, streams });
                 }
                 Some("AWS::S3::Bucket") => buckets.push(id),
                 Some("AWS::ApiGatewayV2::Api")
@@ -387,6 +394,26 @@ impl Template {
         self.functions.iter().find(|f| f.binary == binary)
     }
 
+    /// The cargo binaries of the functions `sam build` compiles with cargo-lambda
+    /// (`BuildMethod: rust-cargolambda`), in template order: what infra/build compiles. Fails
+    /// when there are none, or when two functions share a binary (one would ship the other's code).
+    pub fn binaries(&self) -> Result<Vec<&str>, TemplateError> {
+        let mut binaries: Vec<&str> = Vec::new();
+        for f in self.functions.iter().filter(|f| f.build_method.as_deref() == Some(RUST_BUILD_METHOD)) {
+            if binaries.contains(&f.binary.as_str()) {
+                return Err(shape(format!(
+                    "binary {:?} is used by two functions ({} is the second); give every function its own",
+                    f.binary, f.logical_id
+                )));
+            }
+            binaries.push(&f.binary);
+        }
+        if binaries.is_empty() {
+            return Err(shape(format!("no function has BuildMethod {RUST_BUILD_METHOD}")));
+        }
+        Ok(binaries)
+    }
+
     /// Every HTTP route key of every function.
     pub fn route_keys(&self) -> Vec<String> {
         self.functions.iter().flat_map(|f| f.routes.iter().map(HttpRoute::key)).collect()
@@ -446,5 +473,38 @@ mod tests {
         let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
         assert!(!text.contains("dynamodb:Scan"), "template grants Scan");
         assert!(!text.contains("dynamodb:*"), "template grants every DynamoDB action");
+    }
+
+    fn functions(specs: &[(&str, &str, Option<&str>)]) -> String {
+        let mut text = String::from("Resources:\n");
+        for (id, method, binary) in specs {
+            text +=
+                &format!("  {id}:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildMethod: {method}\n");
+            if let Some(binary) = binary {
+                text += &format!("      BuildProperties:\n        Binary: {binary}\n");
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn binaries_are_the_cargo_lambda_functions_in_template_order() {
+        let t = Template::load_default().unwrap();
+        assert_eq!(t.binaries().unwrap(), ["canvases", "sessions", "workflows", "files", "account", "realtime"]);
+        let t = Template::parse(&functions(&[("A", "rust-cargolambda", Some("a")), ("P", "python3.12", Some("p"))]))
+            .unwrap();
+        assert_eq!(t.binaries().unwrap(), ["a"], "other build methods are not cargo's");
+    }
+
+    #[test]
+    fn binaries_refuse_a_shared_binary_none_at_all_and_a_missing_one() {
+        let shared = functions(&[("A", "rust-cargolambda", Some("a")), ("B", "rust-cargolambda", Some("a"))]);
+        let err = Template::parse(&shared).unwrap().binaries().unwrap_err().to_string();
+        assert!(err.contains("\"a\" is used by two functions (B"), "{err}");
+        let none = functions(&[("P", "python3.12", Some("p"))]);
+        let err = Template::parse(&none).unwrap().binaries().unwrap_err().to_string();
+        assert!(err.contains("no function has BuildMethod rust-cargolambda"), "{err}");
+        let err = Template::parse(&functions(&[("A", "rust-cargolambda", None)])).unwrap_err().to_string();
+        assert!(err.contains("A: Metadata.BuildProperties.Binary missing"), "{err}");
     }
 }

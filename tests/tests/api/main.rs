@@ -11,6 +11,7 @@ mod migrate;
 mod model;
 mod openapi;
 mod realtime;
+mod registry;
 mod security;
 mod sessions;
 mod workflows;
