@@ -112,8 +112,12 @@ fn text_error(value: &str, min: usize, max: usize) -> Option<String> {
     None
 }
 
+/// How deeply a client JSON document may nest objects and arrays. Deeper documents are refused:
+/// clients that parse them recursively (browsers, serde's default limit of 128) would fail.
+pub const JSON_MAX_DEPTH: usize = 64;
+
 /// A client JSON document (a canvas, a workflow graph) to store as text: it must be a JSON
-/// object and at most `max_bytes` long (else 413).
+/// object, at most `max_bytes` long (else 413) and nested at most [`JSON_MAX_DEPTH`] deep.
 pub fn json_document(field: &str, raw: &serde_json::value::RawValue, max_bytes: usize) -> Result<String, ApiError> {
     let text = raw.get();
     if !text.starts_with('{') {
@@ -122,7 +126,32 @@ pub fn json_document(field: &str, raw: &serde_json::value::RawValue, max_bytes: 
     if text.len() > max_bytes {
         return Err(ApiError::PayloadTooLarge(format!("{field} is over {max_bytes} bytes")));
     }
+    if json_depth(text) > JSON_MAX_DEPTH {
+        return Err(ApiError::bad_request(format!("{field} nests deeper than {JSON_MAX_DEPTH} levels")));
+    }
     Ok(text.to_owned())
+}
+
+/// The deepest nesting of objects and arrays in valid JSON text (brackets inside strings do
+/// not count).
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in text.bytes() {
+        match (in_string, escaped, byte) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => in_string = true,
+            (false, _, b'{' | b'[') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, _, b'}' | b']') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// A stored JSON document, returned as is.
@@ -170,6 +199,17 @@ mod tests {
         assert!(check_text("name", "a\u{0}b", 1, 3).is_err());
         assert!(check_text("name", "a\u{85}b", 1, 3).is_err());
         assert!(check_text("name", "a\nb", 1, 3).is_ok());
+    }
+
+    #[test]
+    fn json_documents_have_a_depth_limit() {
+        assert_eq!(json_depth(r#"{"a":[1,{"b":"[[[{{"}]}"#), 3);
+        assert_eq!(json_depth(r#"{"a":"\\\"[["}"#), 1);
+        let nested = |n: usize| format!("{}{}", "{\"a\":".repeat(n), "1".to_owned() + &"}".repeat(n));
+        let raw = |t: String| serde_json::value::RawValue::from_string(t).unwrap();
+        assert!(json_document("data", &raw(nested(JSON_MAX_DEPTH)), 1 << 20).is_ok());
+        let refused = json_document("data", &raw(nested(JSON_MAX_DEPTH + 1)), 1 << 20).unwrap_err();
+        assert!(matches!(refused, ApiError::BadRequest(m) if m.contains("64")));
     }
 
     #[test]

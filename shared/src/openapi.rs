@@ -46,6 +46,7 @@ pub fn document(areas: impl IntoIterator<Item = OpenApi>) -> Value {
         },
     });
     doc["components"] = components;
+    link_created_items(&mut doc["paths"]);
     if let Some(paths) = doc["paths"].as_object_mut() {
         for item in paths.values_mut() {
             let Some(item) = item.as_object_mut() else { continue };
@@ -57,6 +58,33 @@ pub fn document(areas: impl IntoIterator<Item = OpenApi>) -> Value {
         }
     }
     doc
+}
+
+/// OpenAPI links from each create operation (`POST /x` answering 201) to every operation on the
+/// item it made (`/x/{id}` and below), so clients and stateful testers can follow them.
+fn link_created_items(paths: &mut Value) {
+    let Some(all) = paths.as_object() else { return };
+    let mut links: Vec<(String, Map<String, Value>)> = Vec::new();
+    for (path, item) in all {
+        if item.pointer("/post/responses/201").is_none() {
+            continue;
+        }
+        let prefix = format!("{path}/{{id}}");
+        let mut targets = Map::new();
+        for (other, other_item) in all.iter().filter(|(p, _)| **p == prefix || p.starts_with(&format!("{prefix}/"))) {
+            for (method, operation) in other_item.as_object().into_iter().flatten().filter(|(m, _)| is_method(m)) {
+                let Some(id) = operation["operationId"].as_str() else { continue };
+                let name = format!("{}{}", method.to_uppercase(), other.replace(['/', '{', '}', '.'], "_"));
+                targets.insert(name, json!({ "operationId": id, "parameters": { "id": "$response.body#/id" } }));
+            }
+        }
+        if !targets.is_empty() {
+            links.push((path.clone(), targets));
+        }
+    }
+    for (path, targets) in links {
+        paths[&path]["post"]["responses"]["201"]["links"] = Value::Object(targets);
+    }
 }
 
 fn is_method(name: &str) -> bool {

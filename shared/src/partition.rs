@@ -207,7 +207,10 @@ impl Partition {
                 deleted += keys.len();
                 batch_delete(&self.client, &owned.name, keys).await?;
             }
-            counts.insert(owned.spec.kind, deleted);
+            // Bookkeeping (connections) goes too, but only the user's content is counted.
+            if owned.spec.retention == Retention::Content {
+                counts.insert(owned.spec.kind, deleted);
+            }
         }
         let profile = self
             .client

@@ -157,7 +157,6 @@ fn collection_doc<R: Resource>() -> Value {
                 "description": format!("The new {noun}"),
                 "headers": { "Location": { "schema": { "type": "string" } }, "ETag": etag_header()["ETag"] },
                 "content": json_content(schema_ref::<R::View>()),
-                "links": item_links(noun),
             }},
         },
         "get": {
@@ -170,17 +169,6 @@ fn collection_doc<R: Resource>() -> Value {
             }},
         },
     }})
-}
-
-/// OpenAPI links from a created item to its item routes (for clients and stateful testing).
-fn item_links(noun: &str) -> Value {
-    let link =
-        |verb: &str| json!({ "operationId": operation_id(verb, noun), "parameters": { "id": "$response.body#/id" } });
-    json!({
-        format!("Get{}", noun.replace(' ', "")): link("get"),
-        format!("Update{}", noun.replace(' ', "")): link("update"),
-        format!("Delete{}", noun.replace(' ', "")): link("delete"),
-    })
 }
 
 fn item_doc<R: Resource>() -> Value {

@@ -11,7 +11,7 @@ use std::{fmt::Write, sync::Arc};
 use axum::{
     body::Bytes,
     extract::{Path, State},
-    http::{header, StatusCode},
+    http::header,
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -225,7 +225,7 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use axum::body::{to_bytes, Body};
-    use axum::http::Request;
+    use axum::http::{Request, StatusCode};
     use tower::ServiceExt;
 
     use super::*;

@@ -125,12 +125,7 @@ impl Area for Files {
 /// Registers a file and returns a presigned `PUT` URL bound to its size and type.
 #[utoipa::path(post, path = "/files", tag = "files", operation_id = "create_file",
     request_body = NewFile,
-    responses((status = 201, description = "The pending file and its upload URL", body = Created,
-        links(
-            ("GetFile" = (operation_id = "get_file", parameters(("id" = "$response.body#/id")))),
-            ("CompleteFile" = (operation_id = "complete_file", parameters(("id" = "$response.body#/id")))),
-            ("DeleteFile" = (operation_id = "delete_file", parameters(("id" = "$response.body#/id")))),
-        ))))]
+    responses((status = 201, description = "The pending file and its upload URL", body = Created)))]
 async fn create(
     State(area): State<Arc<Files>>,
     who: Identity,

@@ -136,8 +136,10 @@ impl RequestBody for AppendMessage {
 #[derive(Serialize, ToSchema)]
 pub struct MessagePage {
     items: Vec<Message>,
-    /// `cursor` for the next page, or `after` for the next poll; null when there is none yet.
+    /// `cursor` for the next page; null on the last.
     next_cursor: Option<String>,
+    /// `after` for the next poll: the position after the newest message seen.
+    poll_cursor: Option<String>,
 }
 
 pub struct Sessions {

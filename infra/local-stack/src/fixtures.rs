@@ -40,12 +40,8 @@ fn takes_if_match(document: &Value, route: &HttpRoute) -> bool {
 
 /// The fixture event of one route.
 pub fn event(document: &Value, route: &HttpRoute) -> Value {
-    let raw_path = route
-        .path
-        .split('/')
-        .map(|w| if w.starts_with('{') { FIXTURE_ID } else { w })
-        .collect::<Vec<_>>()
-        .join("/");
+    let raw_path =
+        route.path.split('/').map(|w| if w.starts_with('{') { FIXTURE_ID } else { w }).collect::<Vec<_>>().join("/");
     let params: BTreeMap<String, String> = route
         .path
         .split('/')
@@ -70,13 +66,20 @@ pub fn event(document: &Value, route: &HttpRoute) -> Value {
     if takes_if_match(document, route) && route.method == "PATCH" {
         headers.push(("if-match".into(), "\"1\"".into()));
     }
-    let call =
-        HttpCall { method: &route.method, raw_path: &raw_path, raw_query: "", headers, body: body.as_deref().map(str::as_bytes) };
-    let mut event = serde_json::to_value(apigw_v2_event(&call, route, &params, "CZ3yJh2oIAMEbRg="))
-        .expect("events serialize");
+    let call = HttpCall {
+        method: &route.method,
+        raw_path: &raw_path,
+        raw_query: "",
+        headers,
+        body: body.as_deref().map(str::as_bytes),
+    };
+    let mut event =
+        serde_json::to_value(apigw_v2_event(&call, route, &params, "CZ3yJh2oIAMEbRg=")).expect("events serialize");
     // What API Gateway sends has no v1 authorizer fields (null or defaulted by the serializer).
     if let Some(fields) = event.as_object_mut() {
-        fields.retain(|k, v| !v.is_null() && k != "httpMethod" && !(k == "stageVariables" && v == &serde_json::json!({})));
+        fields.retain(|k, v| {
+            !v.is_null() && k != "httpMethod" && !(k == "stageVariables" && v == &serde_json::json!({}))
+        });
     }
     // Fixed values, so regenerating the fixtures changes nothing unless the routes did.
     event["requestContext"]["accountId"] = "123456789012".into();
@@ -97,7 +100,7 @@ pub fn write_all_with(out: &Path, document: &Value) -> Result<usize, BoxError> {
     std::fs::create_dir_all(out)?;
     let mut count = 0;
     for function in &template.functions {
-        for route in &function.routes {
+        for route in function.routes.iter().filter(|r| !r.is_static()) {
             let text = serde_json::to_string_pretty(&event(document, route))? + "\n";
             std::fs::write(out.join(file_name(route)), text)?;
             count += 1;

@@ -85,6 +85,11 @@ pub struct HttpRoute {
 }
 
 impl HttpRoute {
+    /// Whether the route serves files under a greedy path parameter (`{proxy+}`).
+    pub fn is_static(&self) -> bool {
+        self.path.contains("+}")
+    }
+
     /// The API Gateway route key, e.g. `GET /canvases/{id}`.
     pub fn key(&self) -> String {
         format!("{} {}", self.method, self.path)
@@ -418,6 +423,12 @@ impl Template {
     pub fn route_keys(&self) -> Vec<String> {
         self.functions.iter().flat_map(|f| f.routes.iter().map(HttpRoute::key)).collect()
     }
+
+    /// The route keys of the API: every route but those serving static files under a greedy
+    /// path parameter (`/docs/{proxy+}`), which the API description and the suites leave out.
+    pub fn api_route_keys(&self) -> Vec<String> {
+        self.functions.iter().flat_map(|f| f.routes.iter().filter(|r| !r.is_static()).map(HttpRoute::key)).collect()
+    }
 }
 
 #[cfg(test)]
@@ -490,7 +501,10 @@ mod tests {
     #[test]
     fn binaries_are_the_cargo_lambda_functions_in_template_order() {
         let t = Template::load_default().unwrap();
-        assert_eq!(t.binaries().unwrap(), ["canvases", "sessions", "workflows", "files", "account", "realtime"]);
+        assert_eq!(
+            t.binaries().unwrap(),
+            ["canvases", "sessions", "workflows", "files", "account", "docs", "realtime"]
+        );
         let t = Template::parse(&functions(&[("A", "rust-cargolambda", Some("a")), ("P", "python3.12", Some("p"))]))
             .unwrap();
         assert_eq!(t.binaries().unwrap(), ["a"], "other build methods are not cargo's");

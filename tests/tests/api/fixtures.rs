@@ -24,8 +24,11 @@ fn expected_status(route: &str) -> Option<u16> {
 async fn every_route_has_a_fixture() {
     let h = Harness::new().await;
     let covered: HashSet<String> = fixtures().into_values().collect();
-    for route in h.stack.template.route_keys() {
-        assert!(covered.contains(&route), "no fixture in events/ for {route}: run `cargo run -p local-stack -- events`");
+    for route in h.stack.template.api_route_keys() {
+        assert!(
+            covered.contains(&route),
+            "no fixture in events/ for {route}: run `cargo run -p local-stack -- events`"
+        );
     }
 }
 
@@ -79,6 +82,6 @@ async fn each_fixture_runs_through_its_handler() {
         }
         ran += 1;
     }
-    assert_eq!(ran, h.stack.template.route_keys().len());
+    assert_eq!(ran, h.stack.template.api_route_keys().len());
     println!("{ran} fixtures ran through their handlers");
 }

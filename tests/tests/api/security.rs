@@ -45,11 +45,12 @@ fn routes(h: &Harness) -> Vec<Route> {
     let by_route: BTreeMap<String, String> = fixtures().into_iter().map(|(file, route)| (route, file)).collect();
     h.stack
         .template
-        .route_keys()
+        .api_route_keys()
         .into_iter()
         .map(|key| {
-            let file =
-                by_route.get(&key).unwrap_or_else(|| panic!("{key} has no events/ fixture: run `cargo run -p local-stack -- events`"));
+            let file = by_route
+                .get(&key)
+                .unwrap_or_else(|| panic!("{key} has no events/ fixture: run `cargo run -p local-stack -- events`"));
             let (method, path) = key.split_once(' ').unwrap();
             Route { method: method.into(), path: path.into(), body: fixture_body(file), key }
         })
