@@ -178,12 +178,18 @@ impl UserObjects {
     }
 }
 
-/// A client for a local S3 server: path-style URLs, fixed region, dummy credentials.
+/// The key pair of the local S3 server (`infra/local-stack`), which checks signatures as S3
+/// does. Fixed, so the server and every local client (functions, tests) agree without passing
+/// it around; not a secret: it only opens a localhost server holding test data.
+pub const LOCAL_ACCESS_KEY_ID: &str = "local-s3-access-key";
+pub const LOCAL_SECRET_ACCESS_KEY: &str = "local-s3-secret-key";
+
+/// A client for the local S3 server: path-style URLs, fixed region, the local key pair.
 pub fn local_s3_client(endpoint: &str) -> Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "s3-local"))
+        .credentials_provider(Credentials::new(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, None, None, "s3-local"))
         .endpoint_url(endpoint)
         .force_path_style(true)
         .build();
