@@ -110,6 +110,11 @@ fn objects(h: &Harness) -> UserObjects {
     UserObjects::new(local_s3_client(&h.stack.settings.s3_endpoint), bucket_name("FilesBucket"))
 }
 
+/// A user whose id is exactly `sub` (no unique suffix).
+fn user_with_id(h: &Harness, sub: &str) -> User {
+    User { id: sub.to_owned(), token: h.stack.token(sub) }
+}
+
 #[tokio::test]
 async fn upload_complete_download_list_delete() {
     let h = Harness::new().await;
@@ -326,4 +331,31 @@ async fn a_tampered_or_missing_signature_is_refused() {
     }
     assert_eq!(get(&download).await, (StatusCode::OK, bytes.clone()), "the object is unchanged");
     assert_eq!(put(upload, bytes).await, StatusCode::OK, "the URL as issued works");
+}
+
+/// `.` and `..` are legal JWT `sub`s. Their object keys must not hold dot segments, which URL
+/// parsers (reqwest's, browsers') remove: the URL would then point at another key than the one
+/// signed, outside the user's prefix.
+#[tokio::test]
+async fn users_named_dot_and_dot_dot_keep_their_files_under_their_own_prefix() {
+    let h = Harness::new().await;
+    for sub in [".", ".."] {
+        let user = user_with_id(&h, sub);
+        // Fixed ids: start from nothing, whatever an earlier run left.
+        assert_eq!(h.call(Some(&user), "DELETE", "/me", None).await.status, 200);
+        let bytes = format!("the bytes of {sub:?}").into_bytes();
+        let (id, upload, download) = stored(&h, &user, "dots.png", &bytes).await;
+        for url in [upload["url"].as_str().unwrap(), &download] {
+            assert_eq!(reqwest::Url::parse(url).unwrap().as_str(), url, "URL parsing leaves {url} as signed");
+        }
+        assert_eq!(get(&download).await, (StatusCode::OK, bytes.clone()));
+        let who = identity(&h, &user).await;
+        assert!(objects(&h).stat(&who, &id).await.unwrap().is_some(), "the object is under {sub:?}'s prefix");
+
+        let deleted = h.call(Some(&user), "DELETE", "/me", None).await;
+        assert_eq!(deleted.status, 200, "{}", deleted.text());
+        assert_eq!(deleted.json()["deleted"]["object"], 1, "{}", deleted.text());
+        assert_eq!(objects(&h).stat(&who, &id).await.unwrap(), None);
+        assert!(!get(&download).await.0.is_success(), "the object is gone");
+    }
 }
