@@ -1,11 +1,25 @@
 //! File bytes in S3, each user under their own prefix `users/<encoded user id>/`. Keys are
-//! built here only, from an [`Identity`]; the user id is percent-encoded so no user id (one
-//! containing `/`, say) can reach into another user's prefix.
+//! built here only, from an [`Identity`].
+//!
+//! The encoding percent-encodes every byte of the user id except ASCII letters, digits, `-` and
+//! `_` (so `.` too: `.` is `%2E`, `..` is `%2E%2E`, `a.b` is `a%2Eb`). Hence:
+//! - no `/`: no user id (`alice/files`, say) reaches into another user's prefix;
+//! - no `.`: no key has a `.` or `..` segment, which URL parsers (reqwest's, browsers') remove
+//!   from a presigned URL's path, sending it to another key than the one signed (and, on a
+//!   server that did not check, outside the user's prefix). `%` is encoded too, and the SDK
+//!   encodes the key's `%` as `%25` in the URL, so no `%2E` segment appears there either;
+//! - injective (percent-decoding inverts it), and a prefix ends at `/`: two users' prefixes
+//!   never overlap, and deleting one prefix deletes nothing of another's.
+//!
+//! Keeping the ids' common characters readable keeps keys easy to inspect. Up to 3 bytes per id
+//! byte: a 256-byte `sub` (the verifier's limit) still fits S3's 1024-byte keys.
+//!
+//! Objects stored before `.` was encoded (user ids containing `.`) sit under their old prefix,
+//! which nothing reaches any more: pre-release data, not migrated.
 
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::{
-    config::{BehaviorVersion, Credentials, Region},
     presigning::PresigningConfig,
     types::{Delete, ObjectIdentifier},
     Client,
@@ -37,10 +51,11 @@ pub struct StoredObject {
     pub content_type: Option<String>,
 }
 
+/// See the module documentation: never yields `/`, `.` or an unencoded `%`.
 fn encode_user(user_id: &str) -> String {
     let mut out = String::with_capacity(user_id.len());
     for byte in user_id.bytes() {
-        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || byte == b'.' {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));
@@ -178,12 +193,10 @@ impl UserObjects {
     }
 }
 
-/// A client for a local S3 server: path-style URLs, fixed region, dummy credentials.
+/// A client for the local S3 server (`infra/local-stack`, which checks signatures as S3 does):
+/// the local settings and key pair every local client shares, path-style URLs.
 pub fn local_s3_client(endpoint: &str) -> Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "s3-local"))
+    let config = aws_sdk_s3::config::Builder::from(&crate::runtime::local_sdk_config())
         .endpoint_url(endpoint)
         .force_path_style(true)
         .build();
@@ -194,6 +207,26 @@ pub fn local_s3_client(endpoint: &str) -> Client {
 mod tests {
     use super::*;
 
+    /// The inverse of [`encode_user`], to show that it loses nothing.
+    fn decode(encoded: &str) -> Vec<u8> {
+        let bytes = encoded.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&encoded[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    const AWKWARD: &[&str] =
+        &[".", "..", "...", ".a", "a.", "a.b", "%2E", "%2e", "%", "/", "./..", "a/../b", "auth0|42", "é", "~", " "];
+
     #[test]
     fn prefixes_cannot_overlap_between_users() {
         let alice = Identity::for_tests("alice");
@@ -202,5 +235,62 @@ mod tests {
         assert_eq!(UserObjects::prefix(&sneaky), "users/alice%2Ffiles/");
         assert!(!UserObjects::prefix(&sneaky).starts_with(&UserObjects::prefix(&alice)));
         assert_eq!(UserObjects::prefix(&Identity::for_tests("auth0|42")), "users/auth0%7C42/");
+        assert_eq!(
+            UserObjects::prefix(&Identity::for_tests("0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10")),
+            "users/0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10/",
+            "Cognito subs (UUIDs) stay as they are"
+        );
+    }
+
+    #[test]
+    fn dots_are_encoded_so_no_key_has_a_dot_segment() {
+        assert_eq!(UserObjects::prefix(&Identity::for_tests(".")), "users/%2E/");
+        assert_eq!(UserObjects::prefix(&Identity::for_tests("..")), "users/%2E%2E/");
+        assert_eq!(UserObjects::prefix(&Identity::for_tests("a.b")), "users/a%2Eb/");
+        for id in AWKWARD {
+            let key = UserObjects::key(&Identity::for_tests(id), "f");
+            assert!(!key.split('/').any(|s| s == "." || s == ".."), "{id:?}: {key}");
+            let encoded = encode_user(id);
+            assert!(!encoded.contains(['.', '/']), "{id:?}: {encoded}");
+        }
+    }
+
+    #[test]
+    fn the_encoding_is_injective() {
+        let mut seen = std::collections::BTreeMap::new();
+        for id in AWKWARD {
+            let encoded = encode_user(id);
+            assert_eq!(decode(&encoded), id.as_bytes(), "{id:?}");
+            assert_eq!(seen.insert(encoded.clone(), id), None, "{id:?} and another id share {encoded}");
+        }
+        for (a, b) in AWKWARD.iter().flat_map(|a| AWKWARD.iter().map(move |b| (a, b))) {
+            let (pa, pb) = (UserObjects::prefix(&Identity::for_tests(a)), UserObjects::prefix(&Identity::for_tests(b)));
+            assert!(a == b || !pa.starts_with(&pb), "{a:?}'s prefix {pa} is inside {b:?}'s {pb}");
+        }
+    }
+
+    #[test]
+    fn the_longest_user_id_still_fits_an_s3_key() {
+        // 256 bytes: the verifier's limit on `sub`; every byte encoded: the worst case.
+        let id = "|".repeat(256);
+        let key = UserObjects::key(&Identity::for_tests(&id), "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10");
+        assert!(key.len() <= 1024, "{} bytes", key.len());
+    }
+
+    /// What reqwest (and a browser) would send is what was signed: URL parsing changes nothing
+    /// in a presigned URL's path, whatever the user id.
+    #[tokio::test]
+    async fn presigned_urls_survive_url_parsing() {
+        let objects = UserObjects::new(local_s3_client("http://127.0.0.1:9"), "bucket".into());
+        for id in AWKWARD {
+            let who = Identity::for_tests(id);
+            let ttl = Duration::from_secs(60);
+            for url in [
+                objects.upload_url(&who, "f", "image/png", 1, ttl).await.unwrap().url,
+                objects.download_url(&who, "f", ttl).await.unwrap().url,
+            ] {
+                assert_eq!(reqwest::Url::parse(&url).unwrap().as_str(), url, "{id:?}");
+            }
+        }
     }
 }

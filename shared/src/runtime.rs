@@ -135,8 +135,10 @@ pub fn local_sdk_config() -> SdkConfig {
         .build()
 }
 
-/// The credentials of the local servers (the local S3 server checks signatures made with them).
-pub const LOCAL_ACCESS_KEY: &str = "local";
+/// The key pair of the local servers. The local S3 server checks signatures made with it, as S3
+/// does. Fixed, so servers and clients (functions, tests) agree without passing it around; not a
+/// secret: it only opens localhost servers holding test data.
+pub const LOCAL_ACCESS_KEY: &str = "local-access-key";
 pub const LOCAL_SECRET_KEY: &str = "local-secret-key";
 
 /// A client for DynamoDB Local.

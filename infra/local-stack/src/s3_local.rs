@@ -1,20 +1,24 @@
-//! A real S3-compatible server on localhost (moto's server, from PyPI, installed into .venv by
-//! `infra/bootstrap.sh`), so presigned URLs are exercised with real HTTP, never a mock.
+//! A local S3 server that checks signatures as S3 does, so tests can prove what a presigned URL
+//! allows: the `s3s` project's filesystem backend (`s3s-fs`), served in-process on a free
+//! localhost port from a fresh temporary folder. Every request must carry a valid SigV4
+//! signature (an `Authorization` header, or a presigned query within its `X-Amz-Expires`) made
+//! with the local key pair [`shared::objects::local_s3_client`] signs with; unsigned requests
+//! are refused. (moto's S3, used before, accepted any signature or none.)
 
-use std::{
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::path::PathBuf;
 
-use tokio::process::{Child, Command};
-
-use crate::dynamodb_local::{die_with_parent, free_port};
+use hyper_util::rt::TokioIo;
+use s3s::{auth::SimpleAuth, service::S3ServiceBuilder};
+use shared::runtime::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
+use tokio::{net::TcpListener, task::JoinHandle};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct S3Local {
-    child: Child,
     pub endpoint: String,
+    /// Where the buckets live; removed when the server stops.
+    root: PathBuf,
+    server: JoinHandle<()>,
 }
 
 /// The local name of a template bucket: S3 names are lower case.
@@ -24,38 +28,36 @@ pub fn bucket_name(logical_id: &str) -> String {
 
 impl S3Local {
     pub async fn start() -> Result<Self, BoxError> {
-        let root = crate::workspace_root();
-        let server = root.join(".venv/bin/moto_server");
-        if !server.exists() {
-            let status = std::process::Command::new("bash")
-                .arg("-c")
-                .arg("source infra/bootstrap.sh && ensure_venv")
-                .current_dir(&root)
-                .status()?;
-            if !status.success() {
-                return Err("installing the Python tools (moto) failed".into());
+        // Port 0: the kernel picks a free port and it stays ours (no race with other servers).
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let port = listener.local_addr()?.port();
+        let root = std::env::temp_dir().join(format!("local-s3-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        let fs = s3s_fs::FileSystem::new(&root).map_err(|e| format!("s3s-fs on {}: {e:?}", root.display()))?;
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(SimpleAuth::from_single(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY));
+        let service = builder.build();
+        let server = tokio::spawn(async move {
+            loop {
+                let socket = match listener.accept().await {
+                    Ok((socket, _)) => socket,
+                    Err(e) => {
+                        // E.g. out of file descriptors: wait rather than spin.
+                        tracing::warn!("local S3: accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    // HTTP/1.1 only: what the SDK and reqwest speak over plain http.
+                    let connection =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(socket), service);
+                    let _ = connection.await;
+                });
             }
-        }
-        let port = free_port()?;
-        let mut command = Command::new(&server);
-        command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        die_with_parent(&mut command);
-        let child = command.spawn().map_err(|e| format!("cannot start {}: {e}", server.display()))?;
-        let local = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let client = shared::objects::local_s3_client(&local.endpoint);
-        let started = Instant::now();
-        while client.list_buckets().send().await.is_err() {
-            if started.elapsed() > Duration::from_secs(60) {
-                return Err("the local S3 server did not answer within 60 s".into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(local)
+        });
+        Ok(Self { endpoint: format!("http://127.0.0.1:{port}"), root, server })
     }
 
     /// Creates the template's buckets (idempotent).
@@ -75,7 +77,14 @@ impl S3Local {
         Ok(())
     }
 
-    pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+    pub async fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for S3Local {
+    fn drop(&mut self) {
+        self.server.abort();
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 }

@@ -1,30 +1,118 @@
 //! Files end to end: metadata in DynamoDB Local, bytes in a real local S3 server, moved with a
 //! plain HTTP client through the presigned URLs, as a browser would.
+//!
+//! The local S3 server verifies SigV4 like S3 does (header and presigned query auth, expiry), so
+//! the negative tests below prove that a presigned URL only does what it was signed for: its
+//! user's key, its method, its size and type, until it expires. Against a server that checks no
+//! signature (moto's) every one of them fails.
+
+use std::time::Duration;
 
 use integration_tests::{Harness, User};
+use local_stack::s3_local::bucket_name;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
+use shared::{
+    objects::{local_s3_client, UserObjects},
+    AuthConfig, Identity, Verifier,
+};
+
+const PNG: &str = "image/png";
 
 async fn announce(h: &Harness, user: &User, name: &str, bytes: &[u8]) -> Value {
     let r = h
-        .call(
-            Some(user),
-            "POST",
-            "/files",
-            Some(json!({"name": name, "content_type": "image/png", "size": bytes.len()})),
-        )
+        .call(Some(user), "POST", "/files", Some(json!({"name": name, "content_type": PNG, "size": bytes.len()})))
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
     r.json()
 }
 
-async fn put(upload: &Value, bytes: Vec<u8>) -> reqwest::StatusCode {
-    let mut request = reqwest::Client::new().put(upload["url"].as_str().unwrap()).body(bytes);
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        if name != "content-length" {
-            request = request.header(name, value.as_str().unwrap());
-        }
+/// The headers a client is told to send. Not `content-length`: reqwest sends the body's real
+/// length, which is the point (a different length is a different signed header).
+fn upload_headers(upload: &Value) -> Vec<(String, String)> {
+    upload["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| *name != "content-length")
+        .map(|(name, value)| (name.clone(), value.as_str().unwrap().to_owned()))
+        .collect()
+}
+
+async fn put_to(url: &str, headers: &[(String, String)], bytes: Vec<u8>) -> StatusCode {
+    let mut request = reqwest::Client::new().put(url).body(bytes);
+    for (name, value) in headers {
+        request = request.header(name, value);
     }
     request.send().await.unwrap().status()
+}
+
+async fn put(upload: &Value, bytes: Vec<u8>) -> StatusCode {
+    put_to(upload["url"].as_str().unwrap(), &upload_headers(upload), bytes).await
+}
+
+async fn get(url: &str) -> (StatusCode, Vec<u8>) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status(), response.bytes().await.unwrap().to_vec())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A file of `user`'s, uploaded and completed: its id, its upload answer and a download URL.
+async fn stored(h: &Harness, user: &User, name: &str, bytes: &[u8]) -> (String, Value, String) {
+    let created = announce(h, user, name, bytes).await;
+    let id = created["file"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(put(&created["upload"], bytes.to_vec()).await, StatusCode::OK);
+    let done = h.call(Some(user), "POST", &format!("/files/{id}/complete"), None).await;
+    assert_eq!(done.status, 200, "{}", done.text());
+    let got = h.call(Some(user), "GET", &format!("/files/{id}"), None).await.json();
+    let download = got["download"]["url"].as_str().expect("a ready file has a download link").to_owned();
+    (id, created["upload"].clone(), download)
+}
+
+/// `url` with the path (bucket and object key) of `other`, the rest (signature) unchanged.
+fn with_path_of(url: &str, other: &str) -> String {
+    let mut edited = reqwest::Url::parse(url).unwrap();
+    edited.set_path(reqwest::Url::parse(other).unwrap().path());
+    assert_ne!(edited.as_str(), url, "the edit changes the URL");
+    edited.into()
+}
+
+/// `url` with one hex digit of its signature changed, nothing else touched.
+fn with_tampered_signature(url: &str) -> String {
+    let at = url.find("X-Amz-Signature=").expect("a presigned URL has a signature") + "X-Amz-Signature=".len();
+    let digit = if url.as_bytes()[at] == b'0' { "1" } else { "0" };
+    format!("{}{digit}{}", &url[..at], &url[at + 1..])
+}
+
+/// The identity the API derives from `user`'s token, to presign as the files function does
+/// but with a TTL a test can wait out.
+async fn identity(h: &Harness, user: &User) -> Identity {
+    let s = &h.stack.settings;
+    let config = AuthConfig {
+        secret: Some(s.jwt_secret.clone().into_bytes()),
+        jwks_url: None,
+        algorithms: vec![jsonwebtoken::Algorithm::HS256],
+        issuer: Some(s.issuer.clone()),
+        audience: Some(s.audience.clone()),
+        leeway: Duration::ZERO,
+        jwks_min_refresh: Duration::ZERO,
+        jwks_max_age: Duration::ZERO,
+        jwks_timeout: Duration::ZERO,
+    };
+    Verifier::new(config).unwrap().verify(&user.token).await.unwrap()
+}
+
+/// The files bucket with the local S3 client, as the files function sees it.
+fn objects(h: &Harness) -> UserObjects {
+    UserObjects::new(local_s3_client(&h.stack.settings.s3_endpoint), bucket_name("FilesBucket"))
+}
+
+/// A user whose id is exactly `sub` (no unique suffix).
+fn user_with_id(h: &Harness, sub: &str) -> User {
+    User { id: sub.to_owned(), token: h.stack.token(sub) }
 }
 
 #[tokio::test]
@@ -52,7 +140,9 @@ async fn upload_complete_download_list_delete() {
 
     let got = h.call(Some(&alice), "GET", &format!("/files/{id}"), None).await.json();
     let download = got["download"]["url"].as_str().expect("a ready file has a download link");
-    let fetched = reqwest::get(download).await.unwrap().bytes().await.unwrap();
+    let response = reqwest::get(download).await.unwrap();
+    assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some(PNG));
+    let fetched = response.bytes().await.unwrap();
     assert_eq!(fetched.as_ref(), bytes.as_slice(), "the same bytes come back");
 
     let listed = h.list_all(&alice, "/files", 10).await.0;
@@ -64,17 +154,32 @@ async fn upload_complete_download_list_delete() {
     assert!(!reqwest::get(download).await.unwrap().status().is_success(), "the object is gone too");
 }
 
+/// Completing checks what S3 holds (HeadObject's size and type), not what was announced. A
+/// presigned URL cannot store anything else (see `an_upload_must_match_the_signed_size_and_type`),
+/// so the wrong objects are written here with the server-side client.
 #[tokio::test]
-async fn a_wrong_size_upload_is_not_marked_ready() {
+async fn an_object_of_the_wrong_size_or_type_is_not_marked_ready() {
     let h = Harness::new().await;
     let alice = h.user("alice");
-    let created = announce(&h, &alice, "short.png", &[1u8; 100]).await;
-    let id = created["file"]["id"].as_str().unwrap();
-    let _ = put(&created["upload"], vec![1u8; 60]).await;
-    let refused = h.call(Some(&alice), "POST", &format!("/files/{id}/complete"), None).await;
-    let problem = refused.assert_problem(409);
-    assert!(problem["detail"].as_str().unwrap().contains("declared"), "{problem}");
-    assert_eq!(h.call(Some(&alice), "GET", &format!("/files/{id}"), None).await.json()["status"], "pending");
+    let who = identity(&h, &alice).await;
+    let client = local_s3_client(&h.stack.settings.s3_endpoint);
+    for (size, content_type, complaint) in [(60, PNG, "declared"), (100, "text/plain", "is not image/png")] {
+        let created = announce(&h, &alice, "short.png", &[1u8; 100]).await;
+        let id = created["file"]["id"].as_str().unwrap();
+        client
+            .put_object()
+            .bucket(bucket_name("FilesBucket"))
+            .key(format!("{}{id}", UserObjects::prefix(&who)))
+            .content_type(content_type)
+            .body(vec![1u8; size].into())
+            .send()
+            .await
+            .unwrap();
+        let refused = h.call(Some(&alice), "POST", &format!("/files/{id}/complete"), None).await;
+        let problem = refused.assert_problem(409);
+        assert!(problem["detail"].as_str().unwrap().contains(complaint), "{problem}");
+        assert_eq!(h.call(Some(&alice), "GET", &format!("/files/{id}"), None).await.json()["status"], "pending");
+    }
 }
 
 #[tokio::test]
@@ -112,4 +217,145 @@ async fn another_users_file_is_a_404_everywhere() {
     assert!(h.list_all(&bob, "/files", 10).await.0.is_empty());
     let done = h.call(Some(&alice), "POST", &format!("/files/{id}/complete"), None).await;
     assert_eq!(done.status, 200, "bob's attempts changed nothing: {}", done.text());
+}
+
+#[tokio::test]
+async fn a_download_url_edited_to_another_users_key_is_refused() {
+    let h = Harness::new().await;
+    let (alice, bob) = (h.user("alice"), h.user("bob"));
+    let secret = b"alice's secret bytes".to_vec();
+    let (_, _, alices) = stored(&h, &alice, "private.png", &secret).await;
+    let (_, _, bobs) = stored(&h, &bob, "mine.png", b"bob's own bytes").await;
+    // Both URLs work as issued, so a refusal below is the edit being refused.
+    assert_eq!(get(&alices).await, (StatusCode::OK, secret.clone()));
+    assert_eq!(get(&bobs).await, (StatusCode::OK, b"bob's own bytes".to_vec()));
+
+    let (status, body) = get(&with_path_of(&bobs, &alices)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&body));
+    assert!(!contains(&body, &secret), "alice's bytes are not returned");
+}
+
+#[tokio::test]
+async fn an_upload_url_edited_to_another_users_key_is_refused() {
+    let h = Harness::new().await;
+    let (alice, bob) = (h.user("alice"), h.user("bob"));
+    let secret = b"alice's secret bytes".to_vec();
+    let (_, _, alices) = stored(&h, &alice, "private.png", &secret).await;
+    let forged = vec![b'x'; secret.len()];
+    let created = announce(&h, &bob, "same-size.png", &forged).await;
+    let upload = &created["upload"];
+
+    let edited = with_path_of(upload["url"].as_str().unwrap(), &alices);
+    assert_eq!(put_to(&edited, &upload_headers(upload), forged.clone()).await, StatusCode::FORBIDDEN);
+    assert_eq!(get(&alices).await, (StatusCode::OK, secret), "alice's object is unchanged");
+    // The URL as issued still works: the edit, not the URL, was refused.
+    assert_eq!(put(upload, forged).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_upload_must_match_the_signed_size_and_type() {
+    let h = Harness::new().await;
+    let alice = h.user("alice");
+    let bytes = vec![7u8; 100];
+    let created = announce(&h, &alice, "exact.png", &bytes).await;
+    let id = created["file"]["id"].as_str().unwrap();
+    let upload = &created["upload"];
+    let url = upload["url"].as_str().unwrap();
+    let signed = upload["url"].as_str().unwrap().split_once('?').unwrap().1.to_owned();
+    assert!(signed.contains("content-length") && signed.contains("content-type"), "size and type are signed: {url}");
+    let with_type = |t: Option<&str>| -> Vec<(String, String)> {
+        let mut headers: Vec<_> = upload_headers(upload).into_iter().filter(|(n, _)| n != "content-type").collect();
+        headers.extend(t.map(|t| ("content-type".to_owned(), t.to_owned())));
+        headers
+    };
+
+    for (what, headers, body) in [
+        ("fewer bytes", with_type(Some(PNG)), vec![7u8; 60]),
+        ("more bytes", with_type(Some(PNG)), vec![7u8; 101]),
+        ("another type", with_type(Some("text/html")), bytes.clone()),
+        ("no type", with_type(None), bytes.clone()),
+    ] {
+        assert_eq!(put_to(url, &headers, body).await, StatusCode::FORBIDDEN, "{what}");
+    }
+    let refused = h.call(Some(&alice), "POST", &format!("/files/{id}/complete"), None).await;
+    assert!(refused.assert_problem(409)["detail"].as_str().unwrap().contains("nothing was uploaded"));
+
+    assert_eq!(put(upload, bytes).await, StatusCode::OK, "exactly what was signed is accepted");
+    assert_eq!(h.call(Some(&alice), "POST", &format!("/files/{id}/complete"), None).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_expired_url_is_refused() {
+    let h = Harness::new().await;
+    let alice = h.user("alice");
+    let bytes = b"short-lived".to_vec();
+    let (id, _, _) = stored(&h, &alice, "brief.png", &bytes).await;
+    let who = identity(&h, &alice).await;
+    let objects = objects(&h);
+    // The files function's own presigning, with a TTL short enough to wait out. X-Amz-Date is
+    // whole seconds, so 3 s leaves the first use at least 2 s.
+    let ttl = Duration::from_secs(3);
+    let download = objects.download_url(&who, &id, ttl).await.unwrap();
+    let upload = objects.upload_url(&who, &id, PNG, bytes.len() as u64, ttl).await.unwrap();
+    let upload_headers: Vec<(String, String)> =
+        upload.headers.iter().filter(|(n, _)| *n != "content-length").map(|(n, v)| (n.clone(), v.clone())).collect();
+    assert_eq!(get(&download.url).await, (StatusCode::OK, bytes.clone()), "valid before it expires");
+
+    tokio::time::sleep(ttl + Duration::from_secs(1)).await;
+    let (status, body) = get(&download.url).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&body));
+    assert!(!contains(&body, &bytes));
+    assert_eq!(put_to(&upload.url, &upload_headers, b"overwritten".to_vec()).await, StatusCode::FORBIDDEN);
+    let fresh = h.call(Some(&alice), "GET", &format!("/files/{id}"), None).await.json();
+    assert_eq!(get(fresh["download"]["url"].as_str().unwrap()).await, (StatusCode::OK, bytes));
+}
+
+#[tokio::test]
+async fn a_tampered_or_missing_signature_is_refused() {
+    let h = Harness::new().await;
+    let alice = h.user("alice");
+    let bytes = b"signed bytes".to_vec();
+    let (_, _, download) = stored(&h, &alice, "signed.png", &bytes).await;
+    let created = announce(&h, &alice, "next.png", &bytes).await;
+    let upload = &created["upload"];
+    let upload_url = upload["url"].as_str().unwrap();
+    let unsigned = |url: &str| url.split_once('?').unwrap().0.to_owned();
+
+    for url in [with_tampered_signature(&download), unsigned(&download)] {
+        let (status, body) = get(&url).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "GET {url}");
+        assert!(!contains(&body, &bytes));
+    }
+    for url in [with_tampered_signature(upload_url), unsigned(upload_url), download.clone()] {
+        assert_eq!(put_to(&url, &upload_headers(upload), bytes.clone()).await, StatusCode::FORBIDDEN, "PUT {url}");
+    }
+    assert_eq!(get(&download).await, (StatusCode::OK, bytes.clone()), "the object is unchanged");
+    assert_eq!(put(upload, bytes).await, StatusCode::OK, "the URL as issued works");
+}
+
+/// `.` and `..` are legal JWT `sub`s. Their object keys must not hold dot segments, which URL
+/// parsers (reqwest's, browsers') remove: the URL would then point at another key than the one
+/// signed, outside the user's prefix.
+#[tokio::test]
+async fn users_named_dot_and_dot_dot_keep_their_files_under_their_own_prefix() {
+    let h = Harness::new().await;
+    for sub in [".", ".."] {
+        let user = user_with_id(&h, sub);
+        // Fixed ids: start from nothing, whatever an earlier run left.
+        assert_eq!(h.call(Some(&user), "DELETE", "/me", None).await.status, 200);
+        let bytes = format!("the bytes of {sub:?}").into_bytes();
+        let (id, upload, download) = stored(&h, &user, "dots.png", &bytes).await;
+        for url in [upload["url"].as_str().unwrap(), &download] {
+            assert_eq!(reqwest::Url::parse(url).unwrap().as_str(), url, "URL parsing leaves {url} as signed");
+        }
+        assert_eq!(get(&download).await, (StatusCode::OK, bytes.clone()));
+        let who = identity(&h, &user).await;
+        assert!(objects(&h).stat(&who, &id).await.unwrap().is_some(), "the object is under {sub:?}'s prefix");
+
+        let deleted = h.call(Some(&user), "DELETE", "/me", None).await;
+        assert_eq!(deleted.status, 200, "{}", deleted.text());
+        assert_eq!(deleted.json()["deleted"]["object"], 1, "{}", deleted.text());
+        assert_eq!(objects(&h).stat(&who, &id).await.unwrap(), None);
+        assert!(!get(&download).await.0.is_success(), "the object is gone");
+    }
 }
