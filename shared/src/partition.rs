@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::{
     auth::Identity,
+    budget,
     config::{ConfigError, Env},
     cursor::{CursorCodec, CursorKey, Page, PageRequest},
     error::ApiError,
@@ -112,6 +113,7 @@ impl Partition {
             Some(cursor) => self.resume_point(who, self.cursors.decode(EXPORT_SCOPE, who, cursor)?)?,
         };
         let mut items = Vec::new();
+        let mut used = 0;
         if page.cursor.is_none() {
             if let Some(profile) = self.read_profile(who).await? {
                 items.push(Exported {
@@ -134,16 +136,27 @@ impl Partition {
                 .map_err(dynamo_error)?;
             let mut last_id = None;
             for mut item in out.items.unwrap_or_default() {
-                last_id = match item.get(attr::ID) {
+                let id = match item.get(attr::ID) {
                     Some(AttributeValue::S(id)) => Some(id.clone()),
-                    _ => last_id,
+                    _ => None,
                 };
                 item.remove(attr::USER_ID);
                 for name in owned.spec.internal {
                     item.remove(*name);
                 }
                 let item: Value = dynamo::from_item(item).map_err(|e| ApiError::Internal(format!("export: {e}")))?;
-                items.push(Exported { kind: owned.spec.kind, item });
+                let exported = Exported { kind: owned.spec.kind, item };
+                used += budget::escaped_size(&exported);
+                if used > budget::PAGE_BUDGET_BYTES && !items.is_empty() {
+                    // The page is full by size: resume after the last item it holds.
+                    let next = match last_id {
+                        Some(id) => self.cursor(who, table, Some(id)),
+                        None => self.cursor(who, table, None),
+                    };
+                    return Ok(Page { items, next_cursor: Some(next) });
+                }
+                items.push(exported);
+                last_id = id.or(last_id);
             }
             if items.len() >= limit {
                 // Resume in this table after the last item, or at the next table.

@@ -292,8 +292,13 @@ impl UserStore {
         }
     }
 
-    /// One page of the caller's items, newest `list_sort_key` first, from the list index.
-    pub async fn list<T: DeserializeOwned>(&self, who: &Identity, page: &PageRequest) -> Result<Page<T>, ApiError> {
+    /// One page of the caller's items, newest `list_sort_key` first, from the list index. The
+    /// page also stops where its items would not fit in a Lambda response.
+    pub async fn list<T: DeserializeOwned + Serialize>(
+        &self,
+        who: &Identity,
+        page: &PageRequest,
+    ) -> Result<Page<T>, ApiError> {
         let c = &self.collection;
         let resume = ResumeKey([attr::ID, c.list_sort_key]);
         let start = resume.decode(&self.cursors, c.scope, who, page.cursor.as_deref(), |_| true)?;
@@ -307,18 +312,18 @@ impl UserStore {
             .await
             .map_err(dynamo_error)?;
         let mut items = out.items.unwrap_or_default();
-        let resume_at = if items.len() > page.limit as usize {
-            items.truncate(page.limit as usize);
-            items.last().cloned()
-        } else if out.last_evaluated_key.is_some() {
-            // Fewer items than asked but a LastEvaluatedKey: DynamoDB stopped at its 1 MB page.
-            items.last().cloned()
-        } else {
-            None
+        let more = items.len() > page.limit as usize || out.last_evaluated_key.is_some();
+        items.truncate(page.limit as usize);
+        let mut typed = items.iter().cloned().map(from_item).collect::<Result<Vec<T>, _>>()?;
+        let fit = crate::budget::fitting(&typed);
+        let more = more || fit < typed.len();
+        typed.truncate(fit);
+        // Resume after the last item returned (DynamoDB may also have stopped at its 1 MB page).
+        let next_cursor = match (more, fit) {
+            (true, 1..) => Some(self.cursors.encode(c.scope, who, &resume.of(&items[fit - 1]))),
+            _ => None,
         };
-        let next_cursor = resume_at.map(|item| self.cursors.encode(c.scope, who, &resume.of(&item)));
-        let items = items.into_iter().map(from_item).collect::<Result<Vec<T>, _>>()?;
-        Ok(Page { items, next_cursor })
+        Ok(Page { items: typed, next_cursor })
     }
 
     /// The condition of a write to an existing item; adds the names and values it uses.

@@ -100,7 +100,7 @@ pub fn write_all_with(out: &Path, document: &Value) -> Result<usize, BoxError> {
     std::fs::create_dir_all(out)?;
     let mut count = 0;
     for function in &template.functions {
-        for route in function.routes.iter().filter(|r| !r.is_static()) {
+        for route in function.routes.iter().filter(|r| r.is_api()) {
             let text = serde_json::to_string_pretty(&event(document, route))? + "\n";
             std::fs::write(out.join(file_name(route)), text)?;
             count += 1;

@@ -23,8 +23,7 @@ pub type EventFuture = Pin<Box<dyn Future<Output = Result<Value, String>> + Send
 pub type EventHandler = Arc<dyn Fn(Value) -> EventFuture + Send + Sync>;
 type Builder = fn(&Platform, &Env) -> Result<Hosted, ConfigError>;
 
-/// Lambda's limit on a synchronous invocation's response (the JSON API Gateway receives).
-pub const LAMBDA_RESPONSE_MAX_BYTES: usize = 6_291_556;
+use shared::budget::LAMBDA_RESPONSE_MAX_BYTES;
 
 /// A function as the local stack runs it: an HTTP area's router, or an event function fed
 /// JSON as Lambda feeds it.
@@ -262,14 +261,20 @@ impl LocalStack {
 
     /// The function and route that serve `method path`, with the path parameters, as API
     /// Gateway routes: exact segments, `{name}` for one segment, `{name+}` for the rest.
+    /// Without a match, the `$default` route's function gets the request, as in API Gateway.
     pub fn route(&self, method: &str, path: &str) -> Option<(&HostedFunction, &HttpRoute, BTreeMap<String, String>)> {
-        self.functions.iter().find_map(|f| {
-            f.spec.routes.iter().find_map(|r| {
+        let matched = self.functions.iter().find_map(|f| {
+            f.spec.routes.iter().filter(|r| !r.is_default()).find_map(|r| {
                 if r.method != method && r.method != "ANY" {
                     return None;
                 }
                 match_path(&r.path, path).map(|params| (f, r, params))
             })
+        });
+        matched.or_else(|| {
+            self.functions
+                .iter()
+                .find_map(|f| f.spec.routes.iter().find(|r| r.is_default()).map(|r| (f, r, BTreeMap::new())))
         })
     }
 

@@ -84,15 +84,27 @@ pub struct HttpRoute {
     pub path: String,
 }
 
+/// The path (and route key) of API Gateway's catch-all route.
+pub const DEFAULT_ROUTE: &str = "$default";
+
 impl HttpRoute {
-    /// Whether the route serves files under a greedy path parameter (`{proxy+}`).
-    pub fn is_static(&self) -> bool {
-        self.path.contains("+}")
+    /// API Gateway's catch-all route (`$default`), which gets every request no route matches.
+    pub fn is_default(&self) -> bool {
+        self.path == DEFAULT_ROUTE
     }
 
-    /// The API Gateway route key, e.g. `GET /canvases/{id}`.
+    /// Whether the route is part of the API: not the catch-all, nor static files under a greedy
+    /// path parameter (`/docs/{proxy+}`).
+    pub fn is_api(&self) -> bool {
+        !self.is_default() && !self.path.contains("+}")
+    }
+
+    /// The API Gateway route key, e.g. `GET /canvases/{id}`, or `$default`.
     pub fn key(&self) -> String {
-        format!("{} {}", self.method, self.path)
+        match self.is_default() {
+            true => DEFAULT_ROUTE.to_owned(),
+            false => format!("{} {}", self.method, self.path),
+        }
     }
 }
 
@@ -275,10 +287,16 @@ impl Template {
                                 .filter(|e| get_str(e, "Type").as_deref() == Some("HttpApi"))
                                 .filter_map(|e| {
                                     let p = get(e, "Properties")?;
-                                    Some(HttpRoute {
-                                        method: get_str(p, "Method")?.to_ascii_uppercase(),
-                                        path: get_str(p, "Path")?,
-                                    })
+                                    match (get_str(p, "Method"), get_str(p, "Path")) {
+                                        (Some(method), Some(path)) => {
+                                            Some(HttpRoute { method: method.to_ascii_uppercase(), path })
+                                        }
+                                        // Neither: SAM makes the event the API's `$default` route.
+                                        (None, None) => {
+                                            Some(HttpRoute { method: "ANY".into(), path: DEFAULT_ROUTE.into() })
+                                        }
+                                        _ => None,
+                                    }
                                 })
                                 .collect()
                         })
@@ -424,10 +442,10 @@ impl Template {
         self.functions.iter().flat_map(|f| f.routes.iter().map(HttpRoute::key)).collect()
     }
 
-    /// The route keys of the API: every route but those serving static files under a greedy
-    /// path parameter (`/docs/{proxy+}`), which the API description and the suites leave out.
+    /// The route keys of the API (see [`HttpRoute::is_api`]), which the API description, the
+    /// fixtures and the suites cover.
     pub fn api_route_keys(&self) -> Vec<String> {
-        self.functions.iter().flat_map(|f| f.routes.iter().filter(|r| !r.is_static()).map(HttpRoute::key)).collect()
+        self.functions.iter().flat_map(|f| f.routes.iter().filter(|r| r.is_api()).map(HttpRoute::key)).collect()
     }
 }
 

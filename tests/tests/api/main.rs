@@ -5,8 +5,10 @@
 mod account;
 mod canvases;
 mod files;
+mod gateway;
 mod fixtures;
 mod jwt;
+mod limits;
 mod migrate;
 mod model;
 mod openapi;
