@@ -47,6 +47,7 @@ pub fn document(areas: impl IntoIterator<Item = OpenApi>) -> Value {
     });
     doc["components"] = components;
     link_created_items(&mut doc["paths"]);
+    require_a_change_in_patches(&mut doc);
     if let Some(paths) = doc["paths"].as_object_mut() {
         for item in paths.values_mut() {
             let Some(item) = item.as_object_mut() else { continue };
@@ -84,6 +85,22 @@ fn link_created_items(paths: &mut Value) {
     }
     for (path, targets) in links {
         paths[&path]["post"]["responses"]["201"]["links"] = Value::Object(targets);
+    }
+}
+
+/// A PATCH body must name something to change (`{}` is a 400, "nothing to update").
+fn require_a_change_in_patches(doc: &mut Value) {
+    let patched: Vec<String> = doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.values())
+        .filter_map(|item| item.pointer("/patch/requestBody/content/application~1json/schema/$ref")?.as_str())
+        .filter_map(|r| r.strip_prefix("#/components/schemas/").map(str::to_owned))
+        .collect();
+    for name in patched {
+        if let Some(schema) = doc["components"]["schemas"].get_mut(&name) {
+            schema["minProperties"] = json!(1);
+        }
     }
 }
 

@@ -86,13 +86,13 @@ impl RequestBody for CreateCanvas {
 #[schema(example = json!({"name": "Landing page v2"}))]
 pub struct UpdateCanvas {
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Name>)]
+    #[schema(value_type = Name, required = false)]
     name: Option<Option<Name>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Description>, nullable)]
     description: Option<Option<Description>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     data: Option<Option<Box<RawValue>>>,
 }
 

@@ -123,10 +123,10 @@ impl RequestBody for CreateWorkflow {
 #[schema(example = json!({"name": "txt2img (sdxl)"}))]
 pub struct UpdateWorkflow {
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Name>)]
+    #[schema(value_type = Name, required = false)]
     name: Option<Option<Name>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     graph: Option<Option<Box<RawValue>>>,
 }
 

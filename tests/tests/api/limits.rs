@@ -15,7 +15,9 @@ async fn export_pages_stop_at_lambdas_response_limit() {
     let h = Harness::new().await;
     let alice = h.user("alice");
     for i in 0..20 {
-        let created = h.call(Some(&alice), "POST", "/canvases", Some(json!({"name": format!("c{i}"), "data": big_data(i)}))).await;
+        let created = h
+            .call(Some(&alice), "POST", "/canvases", Some(json!({"name": format!("c{i}"), "data": big_data(i)})))
+            .await;
         assert_eq!(created.status, 201, "{}", created.text());
     }
     // At the default page size, 20 such canvases would be a 7 MB answer.
@@ -25,8 +27,11 @@ async fn export_pages_stop_at_lambdas_response_limit() {
     assert!(first.json()["next_cursor"].is_string(), "a full page says where to go on");
     // Following the cursors gives every canvas exactly once.
     let (items, pages) = h.list_all(&alice, "/me/export", 100).await;
-    let mut names: Vec<String> =
-        items.iter().filter(|e| e["kind"] == "canvas").map(|e| e["item"]["name"].as_str().unwrap().to_owned()).collect();
+    let mut names: Vec<String> = items
+        .iter()
+        .filter(|e| e["kind"] == "canvas")
+        .map(|e| e["item"]["name"].as_str().unwrap().to_owned())
+        .collect();
     names.sort();
     let mut expected: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
     expected.sort();
@@ -38,12 +43,15 @@ async fn export_pages_stop_at_lambdas_response_limit() {
 async fn list_pages_stop_at_lambdas_response_limit() {
     let h = Harness::new().await;
     let alice = h.user("alice");
-    let session = h.call(Some(&alice), "POST", "/sessions", Some(json!({}))).await.json()["id"].as_str().unwrap().to_owned();
+    let session =
+        h.call(Some(&alice), "POST", "/sessions", Some(json!({}))).await.json()["id"].as_str().unwrap().to_owned();
     // 100 messages of 64 KiB: a 6.6 MB page at limit=100.
     let content = "y".repeat(64 * 1024 - 16);
     for i in 0..100 {
         let path = format!("/sessions/{session}/messages");
-        let reply = h.call(Some(&alice), "POST", &path, Some(json!({"role": "user", "content": format!("{i:03}{content}")}))).await;
+        let reply = h
+            .call(Some(&alice), "POST", &path, Some(json!({"role": "user", "content": format!("{i:03}{content}")})))
+            .await;
         assert_eq!(reply.status, 201, "{}", reply.text());
     }
     let page = h.call(Some(&alice), "GET", &format!("/sessions/{session}/messages?limit=100"), None).await;

@@ -5,8 +5,8 @@
 mod account;
 mod canvases;
 mod files;
-mod gateway;
 mod fixtures;
+mod gateway;
 mod jwt;
 mod limits;
 mod migrate;
