@@ -61,7 +61,9 @@ fn builder(binary: &str) -> Option<Builder> {
         "workflows" => Some(hosted::<workflows::Workflows>),
         "files" => Some(hosted::<files::Files>),
         "account" => Some(hosted::<account::Account>),
-        "realtime" => Some(hosted_events::<realtime::Realtime>),
+        "realtime-authorizer" => Some(hosted_events::<realtime::Authorizer>),
+        "realtime" => Some(hosted_events::<realtime::Routes>),
+        "realtime-push" => Some(hosted_events::<realtime::Push>),
         _ => None,
     }
 }
