@@ -30,11 +30,12 @@ impl Identity {
         &self.user_id
     }
 
-    /// The identity behind an [`Owner`](crate::realtime::Owner), which is only ever made from a
-    /// verified source (our authorizer's context, a stored item's partition key).
-    #[cfg(feature = "realtime")]
-    pub(crate) fn for_owner(owner: &crate::realtime::Owner) -> Self {
-        Self { user_id: owner.user_id().to_owned() }
+    /// An identity established by a verified source other than a token in hand: the context
+    /// our own authorizer set from a verified token, or the partition key of a stored item.
+    /// Crate-private, so only the tenancy core can vouch for one.
+    #[cfg_attr(not(feature = "realtime"), allow(dead_code))]
+    pub(crate) fn from_verified_source(user_id: &str) -> Self {
+        Self { user_id: user_id.to_owned() }
     }
 
     #[cfg(test)]

@@ -5,17 +5,28 @@
 //! the HTTP API; API Gateway then carries the verified user id in the authorizer context of the
 //! connection's every event. Changes arrive from DynamoDB Streams, and the owner of a change is
 //! the partition key of the changed item itself: nothing in a client message decides who hears
-//! what.
+//! what. Every event is one of `aws_lambda_events`' types, as Lambda delivers it.
 
 use std::collections::BTreeMap;
 
+use aws_lambda_events::{
+    apigw::{
+        ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest,
+        ApiGatewayCustomAuthorizerResponse, ApiGatewayWebsocketProxyRequest,
+    },
+    dynamodb::{Event as StreamEvent, EventRecord},
+    iam::{IamPolicyEffect, IamPolicyStatement},
+};
 use aws_sdk_apigatewaymanagement::{primitives::Blob, Client as Management};
 use aws_sdk_dynamodb::{types::AttributeValue, Client};
-use serde::Deserialize;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::{
     auth::{Identity, Verifier},
+    config::{ConfigError, Env},
+    owned,
     store::{attr, dynamo_error, user_query, Item},
     ApiError,
 };
@@ -29,6 +40,10 @@ impl Owner {
     pub fn user_id(&self) -> &str {
         &self.0
     }
+
+    fn identity(&self) -> Identity {
+        Identity::from_verified_source(&self.0)
+    }
 }
 
 impl From<&Identity> for Owner {
@@ -37,55 +52,77 @@ impl From<&Identity> for Owner {
     }
 }
 
-/// The authorizer context key that carries the verified user id.
+/// What our authorizer puts in a connection's context; API Gateway hands it to every route
+/// event of that connection (`requestContext.authorizer`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionContext {
+    pub user_id: String,
+}
+
+/// The authorizer context key that carries the verified user id (the field of [`ConnectionContext`]).
 const CONTEXT_USER: &str = "user_id";
+
+pub type AuthorizerResponse = ApiGatewayCustomAuthorizerResponse<ConnectionContext>;
+
 /// How long a connection item lives without a `$disconnect` (API Gateway closes idle
 /// connections after 10 minutes and any connection after 2 hours).
 const CONNECTION_TTL_SECONDS: u64 = 2 * 60 * 60 + 60;
 
 /// The `$connect` authorizer (REQUEST type). Browsers cannot set headers on a WebSocket, so
 /// the token comes from the `token` query parameter or from `Sec-WebSocket-Protocol: bearer,
-/// <token>`. Answers an IAM policy allowing the connection, with the user id as context.
-pub async fn authorize(verifier: &Verifier, event: &Value) -> Result<Value, String> {
+/// <token>`. Answers an IAM policy allowing this connection (the `methodArn`), with the user id
+/// as principal and context; the error is why the connection is refused.
+pub async fn authorize(
+    verifier: &Verifier,
+    event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+) -> Result<AuthorizerResponse, String> {
+    let method_arn = event.method_arn.as_deref().ok_or("no methodArn")?;
     let token = token_of(event).ok_or("no token")?;
     let who = verifier.verify(&token).await.map_err(|e| e.to_string())?;
-    let resource = event["methodArn"].as_str().unwrap_or("*");
-    Ok(json!({
-        "principalId": who.user_id(),
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resource}],
-        },
-        "context": { CONTEXT_USER: who.user_id() },
-    }))
+    Ok(allow(&who, method_arn))
 }
 
-fn header<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
-    event["headers"].as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str())
+fn allow(who: &Identity, method_arn: &str) -> AuthorizerResponse {
+    let mut statement = IamPolicyStatement::default();
+    statement.action = vec!["execute-api:Invoke".to_owned()];
+    statement.effect = IamPolicyEffect::Allow;
+    statement.resource = vec![method_arn.to_owned()];
+    let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+    policy.version = Some("2012-10-17".to_owned());
+    policy.statement = vec![statement];
+    let mut response = AuthorizerResponse::default();
+    response.principal_id = Some(who.user_id().to_owned());
+    response.policy_document = policy;
+    response.context = ConnectionContext { user_id: who.user_id().to_owned() };
+    response
 }
 
-fn token_of(event: &Value) -> Option<String> {
-    if let Some(token) = event["queryStringParameters"]["token"].as_str() {
+fn token_of(event: &ApiGatewayCustomAuthorizerRequestTypeRequest) -> Option<String> {
+    if let Some(token) = event.query_string_parameters.first("token") {
         return Some(token.to_owned());
     }
-    let protocols: Vec<&str> = header(event, "sec-websocket-protocol")?.split(',').map(str::trim).collect();
+    let protocols: Vec<&str> = protocols(&event.headers)?.split(',').map(str::trim).collect();
     let at = protocols.iter().position(|p| p.eq_ignore_ascii_case("bearer"))?;
     protocols.get(at + 1).map(|t| (*t).to_owned())
 }
 
+fn protocols(headers: &HeaderMap) -> Option<&str> {
+    headers.get(http::header::SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()
+}
+
 /// Whether the client asked for the `bearer` subprotocol (which `$connect` must then echo).
-pub fn wants_bearer_protocol(event: &Value) -> bool {
-    header(event, "sec-websocket-protocol")
-        .is_some_and(|p| p.split(',').any(|x| x.trim().eq_ignore_ascii_case("bearer")))
+pub fn wants_bearer_protocol(headers: &HeaderMap) -> bool {
+    protocols(headers).is_some_and(|p| p.split(',').any(|x| x.trim().eq_ignore_ascii_case("bearer")))
 }
 
 /// The owner of a connection event, from the context our authorizer set at `$connect`.
-pub fn connection_owner(event: &Value) -> Option<Owner> {
-    event["requestContext"]["authorizer"][CONTEXT_USER].as_str().filter(|u| !u.is_empty()).map(|u| Owner(u.to_owned()))
+pub fn connection_owner(event: &ApiGatewayWebsocketProxyRequest) -> Option<Owner> {
+    let user = event.request_context.authorizer.fields.get(CONTEXT_USER)?.as_str()?;
+    (!user.is_empty()).then(|| Owner(user.to_owned()))
 }
 
-pub fn connection_id(event: &Value) -> Option<&str> {
-    event["requestContext"]["connectionId"].as_str()
+pub fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Option<&str> {
+    event.request_context.connection_id.as_deref()
 }
 
 /// The `connections` table: (`user_id`, `id` = connection id), expiring by TTL.
@@ -129,7 +166,7 @@ impl Connections {
 
     /// The owner's live connections (expired ones are skipped even before TTL removes them).
     pub async fn of(&self, owner: &Owner) -> Result<Vec<String>, ApiError> {
-        let who = Identity::for_owner(owner);
+        let who = owner.identity();
         let now = jsonwebtoken::get_current_timestamp();
         let mut ids = Vec::new();
         let mut start = None;
@@ -198,29 +235,45 @@ impl Pusher {
         }
     }
 
-    /// Sends each owner's events to that owner's connections, and only theirs.
-    pub async fn push(&self, changes: Vec<Change>) -> Result<Delivery, ApiError> {
-        let mut by_owner: BTreeMap<Owner, Vec<Value>> = BTreeMap::new();
+    /// Sends each owner's events to that owner's connections, and only theirs. An owner whose
+    /// connections cannot be looked up gets nothing: their changes come back as unsent.
+    pub async fn push(&self, changes: Vec<Change>) -> Pushed {
+        let mut by_owner: BTreeMap<Owner, Vec<Change>> = BTreeMap::new();
         for change in changes {
-            by_owner.entry(change.owner).or_default().push(change.event);
+            by_owner.entry(change.owner.clone()).or_default().push(change);
         }
-        let mut total = Delivery::default();
-        for (owner, events) in by_owner {
-            let connections = self.connections.of(&owner).await?;
+        let mut pushed = Pushed::default();
+        for (owner, changes) in by_owner {
+            let connections = match self.connections.of(&owner).await {
+                Ok(connections) => connections,
+                Err(e) => {
+                    tracing::warn!(error = %e, user_id = owner.user_id(), "connections lookup failed");
+                    pushed.unsent.extend(changes);
+                    continue;
+                }
+            };
             for connection_id in &connections {
-                for event in &events {
-                    let d = self.send(&owner, connection_id, event).await;
-                    total.sent += d.sent;
-                    total.gone += d.gone;
-                    total.failed += d.failed;
+                for change in &changes {
+                    let d = self.send(&owner, connection_id, &change.event).await;
+                    pushed.delivery.sent += d.sent;
+                    pushed.delivery.gone += d.gone;
+                    pushed.delivery.failed += d.failed;
                     if d.gone > 0 {
                         break;
                     }
                 }
             }
         }
-        Ok(total)
+        pushed
     }
+}
+
+/// What one batch of pushes achieved.
+#[derive(Debug, Default)]
+pub struct Pushed {
+    pub delivery: Delivery,
+    /// Changes of owners whose connections could not be looked up: none of them was sent.
+    pub unsent: Vec<Change>,
 }
 
 /// A change to a user's data, as pushed: small, naming what changed, never the content.
@@ -228,35 +281,21 @@ impl Pusher {
 pub struct Change {
     pub owner: Owner,
     pub event: Value,
+    /// The stream record's sequence number: what a batch response names to have it retried.
+    pub sequence_number: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct StreamEvent {
-    #[serde(rename = "Records", default)]
-    records: Vec<StreamRecord>,
+/// The pushed tables (`pushed` in [`owned::OWNED_TABLES`]) by their deployed name, each with
+/// what its items are called in events.
+pub fn pushed_tables(env: &Env) -> Result<BTreeMap<String, &'static str>, ConfigError> {
+    Ok(owned::named(env, |t| t.pushed)?.into_iter().map(|t| (t.name, t.spec.kind)).collect())
 }
 
-#[derive(Deserialize)]
-struct StreamRecord {
-    #[serde(rename = "eventName")]
-    event_name: String,
-    #[serde(rename = "eventSourceARN", default)]
-    source_arn: String,
-    dynamodb: StreamImages,
-}
-
-#[derive(Deserialize)]
-struct StreamImages {
-    #[serde(rename = "Keys", default)]
-    keys: BTreeMap<String, Value>,
-    #[serde(rename = "NewImage", default)]
-    new_image: Option<BTreeMap<String, Value>>,
-    #[serde(rename = "OldImage", default)]
-    old_image: Option<BTreeMap<String, Value>>,
-}
-
-fn string_attr(image: &BTreeMap<String, Value>, name: &str) -> Option<String> {
-    image.get(name)?.get("S")?.as_str().map(str::to_owned)
+fn string_attr<'a>(item: &'a serde_dynamo::Item, name: &str) -> Option<&'a str> {
+    match item.get(name)? {
+        serde_dynamo::AttributeValue::S(s) => Some(s),
+        _ => None,
+    }
 }
 
 /// The table name in a stream ARN (`arn:aws:dynamodb:...:table/<name>/stream/<label>`).
@@ -264,76 +303,166 @@ fn table_of(arn: &str) -> Option<&str> {
     arn.split("table/").nth(1)?.split('/').next()
 }
 
-/// Turns DynamoDB stream records into changes. `kinds` maps table names to what their items
-/// are (`message`, `session`, ...); records of other tables are ignored.
-pub fn changes(event: &Value, kinds: &BTreeMap<String, &'static str>) -> Result<Vec<Change>, String> {
-    let event: StreamEvent = serde_json::from_value(event.clone()).map_err(|e| format!("not a stream event: {e}"))?;
-    let mut out = Vec::new();
-    for record in event.records {
-        let Some(kind) = table_of(&record.source_arn).and_then(|t| kinds.get(t)) else { continue };
-        let Some(owner) = string_attr(&record.dynamodb.keys, attr::USER_ID) else { continue };
-        let Some(id) = string_attr(&record.dynamodb.keys, attr::ID) else { continue };
-        let verb = match record.event_name.as_str() {
-            "INSERT" => "created",
-            "MODIFY" => "updated",
-            "REMOVE" => "deleted",
-            _ => continue,
-        };
-        let image = record.dynamodb.new_image.or(record.dynamodb.old_image).unwrap_or_default();
-        let mut event = json!({ "type": format!("{kind}.{verb}"), "id": id });
-        for field in ["session_id", "updated_at", "run_status", "status"] {
-            if let Some(v) = string_attr(&image, field) {
-                event[field] = json!(v);
-            }
+/// Turns DynamoDB stream records into changes. `tables` maps table names to what their items
+/// are (`message`, `session`, ...); records of other tables, and records without a string
+/// `user_id` and `id` key, are ignored.
+pub fn changes(event: &StreamEvent, tables: &BTreeMap<String, &'static str>) -> Vec<Change> {
+    event.records.iter().filter_map(|record| change(record, tables)).collect()
+}
+
+fn change(record: &EventRecord, tables: &BTreeMap<String, &'static str>) -> Option<Change> {
+    let kind = tables.get(table_of(record.event_source_arn.as_deref()?)?)?;
+    let keys = &record.change.keys;
+    let (owner, id) = (string_attr(keys, attr::USER_ID)?, string_attr(keys, attr::ID)?);
+    let verb = match record.event_name.as_str() {
+        "INSERT" => "created",
+        "MODIFY" => "updated",
+        "REMOVE" => "deleted",
+        _ => return None,
+    };
+    let image = match record.change.new_image.is_empty() {
+        true => &record.change.old_image,
+        false => &record.change.new_image,
+    };
+    let mut event = json!({ "type": format!("{kind}.{verb}"), "id": id });
+    for field in ["session_id", "updated_at", "run_status", "status"] {
+        if let Some(v) = string_attr(image, field) {
+            event[field] = json!(v);
         }
-        out.push(Change { owner: Owner(owner), event });
     }
-    Ok(out)
+    Some(Change { owner: Owner(owner.to_owned()), event, sequence_number: record.change.sequence_number.clone() })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
 
+    use super::*;
+    use crate::{AuthConfig, TokenMinter};
+
+    /// A record as Lambda delivers it.
     fn record(table: &str, name: &str, user: &str, id: &str, image: Value) -> Value {
         json!({
+            "eventID": format!("{name}-{id}"),
             "eventName": name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
             "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:1:table/{table}/stream/2026"),
-            "dynamodb": {"Keys": {"user_id": {"S": user}, "id": {"S": id}}, "NewImage": image},
+            "dynamodb": {
+                "Keys": {"user_id": {"S": user}, "id": {"S": id}},
+                "NewImage": image,
+                "SequenceNumber": format!("seq-{id}"),
+                "SizeBytes": 64,
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            },
         })
     }
 
     #[test]
     fn changes_belong_to_the_owner_of_the_item() {
-        let kinds = BTreeMap::from([("Msgs".to_owned(), "message")]);
-        let event = json!({"Records": [
+        let tables = BTreeMap::from([("Msgs".to_owned(), "message")]);
+        let event: StreamEvent = serde_json::from_value(json!({"Records": [
             record("Msgs", "INSERT", "alice", "m1", json!({"session_id": {"S": "s1"}, "content": {"S": "secret"}})),
             record("Other", "INSERT", "bob", "x", json!({})),
             record("Msgs", "REMOVE", "bob", "m2", Value::Null),
-        ]});
-        let changes = changes(&event, &kinds).unwrap();
+        ]}))
+        .unwrap();
+        let changes = changes(&event, &tables);
         assert_eq!(changes.len(), 2);
         assert_eq!(changes[0].owner.user_id(), "alice");
         assert_eq!(changes[0].event, json!({"type": "message.created", "id": "m1", "session_id": "s1"}));
+        assert_eq!(changes[0].sequence_number.as_deref(), Some("seq-m1"));
         assert!(!changes[0].event.to_string().contains("secret"), "content never travels in a push");
         assert_eq!(changes[1].owner.user_id(), "bob");
         assert_eq!(changes[1].event["type"], "message.deleted");
     }
 
     #[test]
+    fn pushed_tables_come_from_the_registry() {
+        let env = Env::from_map(
+            owned::OWNED_TABLES.iter().map(|t| (t.env.to_owned(), format!("deployed-{}", t.logical_id))).collect(),
+        );
+        let tables = pushed_tables(&env).unwrap();
+        assert_eq!(tables.get("deployed-MessagesTable"), Some(&"message"));
+        assert!(!tables.contains_key("deployed-ConnectionsTable"), "connections are not pushed");
+        assert_eq!(tables.len(), owned::OWNED_TABLES.iter().filter(|t| t.pushed).count());
+    }
+
+    /// An authorizer event as API Gateway sends it for `$connect`.
+    fn authorizer_event(extra: Value) -> ApiGatewayCustomAuthorizerRequestTypeRequest {
+        let mut event = json!({
+            "type": "REQUEST",
+            "methodArn": "arn:aws:execute-api:us-east-1:1:api/live/$connect",
+            "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "c1", "apiId": "api"},
+        });
+        event.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(event).unwrap()
+    }
+
+    #[test]
     fn tokens_come_from_the_query_or_the_subprotocol() {
-        assert_eq!(token_of(&json!({"queryStringParameters": {"token": "abc"}})), Some("abc".into()));
-        let header = json!({"headers": {"Sec-WebSocket-Protocol": "bearer, t.o.k"}});
+        let query = authorizer_event(json!({"queryStringParameters": {"token": "abc"}}));
+        assert_eq!(token_of(&query), Some("abc".into()));
+        let header = authorizer_event(json!({"headers": {"Sec-WebSocket-Protocol": "bearer, t.o.k"}}));
         assert_eq!(token_of(&header), Some("t.o.k".into()));
-        assert!(wants_bearer_protocol(&header));
-        assert_eq!(token_of(&json!({"headers": {"sec-websocket-protocol": "chat"}})), None);
-        assert_eq!(token_of(&json!({})), None);
+        assert!(wants_bearer_protocol(&header.headers));
+        assert_eq!(token_of(&authorizer_event(json!({"headers": {"sec-websocket-protocol": "chat"}}))), None);
+        assert_eq!(token_of(&authorizer_event(json!({}))), None);
+    }
+
+    /// A route event as API Gateway sends it, with the authorizer context it keeps for the connection.
+    fn route_event(authorizer: Value, body: &str) -> ApiGatewayWebsocketProxyRequest {
+        serde_json::from_value(json!({
+            "requestContext": {
+                "routeKey": "$default", "eventType": "MESSAGE", "connectionId": "c1", "authorizer": authorizer,
+                "connectedAt": 1, "requestTimeEpoch": 2,
+            },
+            "body": body,
+            "isBase64Encoded": false,
+        }))
+        .unwrap()
     }
 
     #[test]
     fn owner_comes_only_from_the_authorizer_context() {
-        let event = json!({"requestContext": {"authorizer": {"user_id": "alice"}, "connectionId": "c1"}, "body": "{\"user_id\":\"bob\"}"});
+        let event = route_event(json!({"user_id": "alice", "principalId": "alice"}), r#"{"user_id":"bob"}"#);
         assert_eq!(connection_owner(&event), Some(Owner("alice".into())));
-        assert_eq!(connection_owner(&json!({"requestContext": {}})), None);
+        assert_eq!(connection_id(&event), Some("c1"));
+        assert_eq!(connection_owner(&route_event(Value::Null, r#"{"user_id":"bob"}"#)), None);
+        assert_eq!(connection_owner(&route_event(json!({"user_id": ""}), "")), None);
+    }
+
+    #[tokio::test]
+    async fn the_authorizer_allows_the_connection_of_a_verified_user_only() {
+        let config = AuthConfig {
+            secret: Some(b"realtime-test-secret-0123456789abcdef".to_vec()),
+            jwks_url: None,
+            algorithms: vec![jsonwebtoken::Algorithm::HS256],
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+            jwks_min_refresh: Duration::from_secs(30),
+            jwks_max_age: Duration::from_secs(3600),
+            jwks_timeout: Duration::from_secs(1),
+        };
+        let token = TokenMinter::from_config(&config).unwrap().mint("alice", Duration::from_secs(60));
+        let verifier = Verifier::new(config).unwrap();
+        let event = authorizer_event(json!({"queryStringParameters": {"token": token}}));
+        let response = authorize(&verifier, &event).await.unwrap();
+        assert_eq!(response.principal_id.as_deref(), Some("alice"));
+        let statement = &response.policy_document.statement[0];
+        assert_eq!(
+            (&statement.effect, &statement.resource),
+            (&IamPolicyEffect::Allow, &vec![event.method_arn.clone().unwrap()])
+        );
+
+        // What API Gateway then hands the routes is what they read the owner from.
+        let route = route_event(serde_json::to_value(&response.context).unwrap(), "");
+        assert_eq!(connection_owner(&route).map(|o| o.user_id().to_owned()), Some("alice".into()));
+
+        for refused in [json!({}), json!({"queryStringParameters": {"token": "garbage"}})] {
+            assert!(authorize(&verifier, &authorizer_event(refused)).await.is_err());
+        }
     }
 }

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::runtime::run_events::<realtime::Realtime>().await
+    shared::runtime::run_events::<realtime::Routes>().await
 }

@@ -61,7 +61,9 @@ fn builder(binary: &str) -> Option<Builder> {
         "files" => Some(hosted::<files::Files>),
         "account" => Some(hosted::<account::Account>),
         "docs" => Some(hosted::<docs::Docs>),
-        "realtime" => Some(hosted_events::<realtime::Realtime>),
+        "realtime-authorizer" => Some(hosted_events::<realtime::Authorizer>),
+        "realtime" => Some(hosted_events::<realtime::Routes>),
+        "realtime-push" => Some(hosted_events::<realtime::Push>),
         _ => None,
     }
 }

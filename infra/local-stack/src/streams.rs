@@ -1,16 +1,19 @@
 //! What Lambda's DynamoDB event source mapping does, locally: reads the streams of the
-//! template's tables from DynamoDB Local and invokes the subscribed function with the same
-//! `{"Records": [...]}` event Lambda would send.
+//! template's tables from DynamoDB Local and invokes the subscribed function with the typed
+//! DynamoDB event Lambda would send.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use aws_lambda_events::{
+    dynamodb::{Event, EventRecord, StreamRecord, StreamViewType},
+    streams::DynamoDbEventResponse,
+};
 use aws_sdk_dynamodbstreams::{
     config::{BehaviorVersion, Credentials, Region},
-    types::{AttributeValue, Record, ShardIteratorType},
+    types::{self, AttributeValue, Record, ShardIteratorType},
     Client,
 };
-use base64::{engine::general_purpose::STANDARD, Engine};
-use serde_json::{json, Map, Value};
+use serde_dynamo::{AttributeValue as EventValue, Item};
 
 use crate::local::{HostedFunction, LocalStack};
 
@@ -26,50 +29,56 @@ fn client(endpoint: &str) -> Client {
     Client::from_conf(config)
 }
 
-/// An attribute in the JSON shape of Lambda's DynamoDB events (`{"S": "..."}`).
-fn attribute(value: &AttributeValue) -> Value {
+/// A streams API attribute as Lambda's DynamoDB events carry it.
+fn attribute(value: &AttributeValue) -> EventValue {
+    let bytes = |b: &aws_sdk_dynamodbstreams::primitives::Blob| b.as_ref().to_vec();
     match value {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::B(b) => json!({ "B": STANDARD.encode(b.as_ref()) }),
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        AttributeValue::Null(_) => json!({ "NULL": true }),
-        AttributeValue::Ss(v) => json!({ "SS": v }),
-        AttributeValue::Ns(v) => json!({ "NS": v }),
-        AttributeValue::Bs(v) => json!({ "BS": v.iter().map(|b| STANDARD.encode(b.as_ref())).collect::<Vec<_>>() }),
-        AttributeValue::L(items) => json!({ "L": items.iter().map(attribute).collect::<Vec<_>>() }),
-        AttributeValue::M(map) => json!({ "M": image(map) }),
-        _ => Value::Null,
+        AttributeValue::S(s) => EventValue::S(s.clone()),
+        AttributeValue::N(n) => EventValue::N(n.clone()),
+        AttributeValue::B(b) => EventValue::B(bytes(b)),
+        AttributeValue::Bool(b) => EventValue::Bool(*b),
+        AttributeValue::Ss(v) => EventValue::Ss(v.clone()),
+        AttributeValue::Ns(v) => EventValue::Ns(v.clone()),
+        AttributeValue::Bs(v) => EventValue::Bs(v.iter().map(bytes).collect()),
+        AttributeValue::L(items) => EventValue::L(items.iter().map(attribute).collect()),
+        AttributeValue::M(map) => EventValue::M(map.iter().map(|(k, v)| (k.clone(), attribute(v))).collect()),
+        _ => EventValue::Null(true),
     }
 }
 
-fn image(map: &HashMap<String, AttributeValue>) -> Map<String, Value> {
-    map.iter().map(|(k, v)| (k.clone(), attribute(v))).collect()
+fn image(map: &HashMap<String, AttributeValue>) -> Item {
+    map.iter().map(|(k, v)| (k.clone(), attribute(v))).collect::<HashMap<_, _>>().into()
 }
 
-fn lambda_record(record: &Record, stream_arn: &str) -> Value {
-    let data = record.dynamodb();
-    let mut dynamodb = json!({
-        "Keys": data.and_then(|d| d.keys()).map(image).unwrap_or_default(),
-        "SequenceNumber": data.and_then(|d| d.sequence_number()).unwrap_or_default(),
-        "SizeBytes": data.and_then(|d| d.size_bytes()).unwrap_or_default(),
-        "StreamViewType": data.and_then(|d| d.stream_view_type()).map(|v| v.as_str()).unwrap_or_default(),
-    });
-    if let Some(new) = data.and_then(|d| d.new_image()) {
-        dynamodb["NewImage"] = Value::Object(image(new));
+fn view_type(view: &types::StreamViewType) -> Option<StreamViewType> {
+    match view {
+        types::StreamViewType::KeysOnly => Some(StreamViewType::KeysOnly),
+        types::StreamViewType::NewImage => Some(StreamViewType::NewImage),
+        types::StreamViewType::OldImage => Some(StreamViewType::OldImage),
+        types::StreamViewType::NewAndOldImages => Some(StreamViewType::NewAndOldImages),
+        _ => None,
     }
-    if let Some(old) = data.and_then(|d| d.old_image()) {
-        dynamodb["OldImage"] = Value::Object(image(old));
+}
+
+fn lambda_record(record: &Record, stream_arn: &str) -> EventRecord {
+    let mut change = StreamRecord::default();
+    if let Some(data) = record.dynamodb() {
+        change.keys = data.keys().map(image).unwrap_or_default();
+        change.new_image = data.new_image().map(image).unwrap_or_default();
+        change.old_image = data.old_image().map(image).unwrap_or_default();
+        change.sequence_number = data.sequence_number().map(str::to_owned);
+        change.size_bytes = data.size_bytes().unwrap_or_default();
+        change.stream_view_type = data.stream_view_type().and_then(view_type);
     }
-    json!({
-        "eventID": record.event_id().unwrap_or_default(),
-        "eventName": record.event_name().map(|e| e.as_str()).unwrap_or_default(),
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": stream_arn,
-        "dynamodb": dynamodb,
-    })
+    let mut out = EventRecord::default();
+    out.event_id = record.event_id().unwrap_or_default().to_owned();
+    out.event_name = record.event_name().map(|e| e.as_str().to_owned()).unwrap_or_default();
+    out.event_version = Some("1.1".to_owned());
+    out.event_source = Some("aws:dynamodb".to_owned());
+    out.aws_region = "us-east-1".to_owned();
+    out.event_source_arn = Some(stream_arn.to_owned());
+    out.change = change;
+    out
 }
 
 /// Starts one poller per (table, subscribed function) of the template, from the streams'
@@ -140,9 +149,19 @@ async fn pump(streams: &Client, function: &HostedFunction, arn: &str, mut cursor
         for cursor in &mut cursors {
             match read(streams, arn, cursor).await {
                 Ok(records) if !records.is_empty() => {
-                    let records: Vec<Value> = records.iter().map(|r| lambda_record(r, arn)).collect();
-                    if let Err(e) = function.call_event(json!({ "Records": records })).await {
-                        tracing::warn!(error = %e, function = %function.spec.logical_id, "stream batch failed");
+                    let mut event = Event::default();
+                    event.records = records.iter().map(|r| lambda_record(r, arn)).collect();
+                    // Lambda would retry from the first reported record; locally it is only logged.
+                    match invoke(function, &event).await {
+                        Ok(response) if response.batch_item_failures.is_empty() => {}
+                        Ok(response) => tracing::warn!(
+                            failures = response.batch_item_failures.len(),
+                            function = %function.spec.logical_id,
+                            "stream batch reported failures"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, function = %function.spec.logical_id, "stream batch failed")
+                        }
                     }
                 }
                 Ok(_) => {}
@@ -151,4 +170,9 @@ async fn pump(streams: &Client, function: &HostedFunction, arn: &str, mut cursor
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+async fn invoke(function: &HostedFunction, event: &Event) -> Result<DynamoDbEventResponse, String> {
+    let answer = function.call_event(serde_json::to_value(event).map_err(|e| e.to_string())?).await?;
+    serde_json::from_value(answer).map_err(|e| format!("not a batch response: {e}"))
 }

@@ -122,11 +122,13 @@ pub struct FunctionSpec {
     pub streams: Vec<String>,
 }
 
-/// The WebSocket API: which function serves its routes and authorizes `$connect`.
+/// The WebSocket API: which function serves its routes and which authorizes `$connect`.
 #[derive(Clone, Debug)]
 pub struct WebSocketSpec {
     pub api_logical_id: String,
+    /// The function behind the routes' integration (`$connect`, `$disconnect`, `$default`).
     pub function: String,
+    /// The function of the `$connect` REQUEST authorizer, if the API has one.
     pub authorizer: Option<String>,
     pub route_keys: Vec<String>,
     pub stage: String,
@@ -486,13 +488,14 @@ mod tests {
         let t = Template::load_default().unwrap();
         let ws = t.websocket.as_ref().expect("a WebSocket API");
         assert_eq!(ws.function, "RealtimeFunction");
-        assert_eq!(ws.authorizer.as_deref(), Some("RealtimeFunction"));
+        assert_eq!(ws.authorizer.as_deref(), Some("RealtimeAuthorizerFunction"));
+        assert!(t.function("RealtimeAuthorizerFunction").is_some());
         for key in ["$connect", "$disconnect", "$default"] {
             assert!(ws.route_keys.iter().any(|k| k == key), "{key}");
         }
-        let realtime = t.function("RealtimeFunction").unwrap();
-        assert!(realtime.streams.contains(&"MessagesTable".to_owned()));
-        for table in &realtime.streams {
+        let push = t.function("RealtimePushFunction").unwrap();
+        assert!(push.streams.contains(&"MessagesTable".to_owned()));
+        for table in &push.streams {
             assert!(t.table(table).unwrap().stream_view.is_some(), "{table} has no stream");
         }
     }
@@ -521,7 +524,17 @@ mod tests {
         let t = Template::load_default().unwrap();
         assert_eq!(
             t.binaries().unwrap(),
-            ["canvases", "sessions", "workflows", "files", "account", "docs", "realtime"]
+            [
+                "canvases",
+                "sessions",
+                "workflows",
+                "files",
+                "account",
+                "docs",
+                "realtime-authorizer",
+                "realtime",
+                "realtime-push"
+            ]
         );
         let t = Template::parse(&functions(&[("A", "rust-cargolambda", Some("a")), ("P", "python3.12", Some("p"))]))
             .unwrap();

@@ -1,8 +1,12 @@
 //! Realtime end to end, with real WebSocket clients against the local gateway: the realtime
-//! function authorizes and tracks connections, DynamoDB Local's streams feed it changes, and
-//! pushes go out through the local Management API, as they would in AWS.
+//! authorizer and routes functions authorize and track connections, DynamoDB Local's streams
+//! feed the push function changes, and pushes go out through the local Management API, as they
+//! would in AWS.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{SinkExt, StreamExt};
@@ -87,6 +91,21 @@ async fn append(h: &Harness, user: &User, sid: &str, text: &str) -> String {
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
     r.json()["id"].as_str().unwrap().to_owned()
+}
+
+/// Every table the registry marks `pushed` streams into the push function, which names it in
+/// its environment, and no other table does.
+#[test]
+fn every_pushed_table_streams_into_the_push_function() {
+    let template = template::Template::load_default().unwrap();
+    let push = template.function_by_binary("realtime-push").expect("the push function");
+    let pushed: Vec<_> = shared::owned::OWNED_TABLES.iter().filter(|t| t.pushed).collect();
+    let streamed: BTreeSet<&str> = push.streams.iter().map(String::as_str).collect();
+    assert_eq!(streamed, pushed.iter().map(|t| t.logical_id).collect());
+    for table in pushed {
+        let expected = template::EnvValue::Ref(table.logical_id.to_owned());
+        assert_eq!(push.environment.get(table.env), Some(&expected), "{}", table.env);
+    }
 }
 
 /// One local gateway at a time: connections live in one table, and a second gateway would

@@ -78,11 +78,17 @@ fn account_environment_gaps(t: &Template, registry: &[OwnedTable], profile: Prof
         .collect()
 }
 
-/// `pushed` entries whose table has no stream into the WebSocket function, and owned tables
+const PUSH_BINARY: &str = "realtime-push";
+
+/// `pushed` entries whose table has no stream into the push function, and owned tables
 /// streamed into a function that the registry does not mark `pushed`.
 fn stream_mismatches(t: &Template, registry: &[OwnedTable]) -> Vec<String> {
-    let pusher = &t.websocket.as_ref().expect("template.yaml has a WebSocket API").function;
-    let pusher = t.function(pusher).unwrap_or_else(|| panic!("{pusher} is not a function"));
+    // The stream consumer: the realtime crate's push function.
+    let pusher = t
+        .functions
+        .iter()
+        .find(|f| f.binary == PUSH_BINARY)
+        .unwrap_or_else(|| panic!("template.yaml has no function with binary {PUSH_BINARY}"));
     let streamed_anywhere = |logical_id: &str| t.functions.iter().any(|f| f.streams.iter().any(|s| s == logical_id));
     let mut problems = Vec::new();
     for owned in registry {
