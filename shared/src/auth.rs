@@ -19,10 +19,12 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigError, Env};
 
 /// The caller, as proven by a verified token. `user_id` is the token's `sub` and is the
-/// partition key of every table.
+/// partition key of every table; `issued_at` is its verified `iat` (0 without one), which
+/// tells tokens issued before the account's deletion from those issued after.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     user_id: String,
+    issued_at: u64,
 }
 
 impl Identity {
@@ -30,16 +32,21 @@ impl Identity {
         &self.user_id
     }
 
+    /// When the token was issued (seconds since the epoch), 0 if it does not say.
+    pub fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
+
     /// The identity behind an [`Owner`](crate::realtime::Owner), which is only ever made from a
     /// verified source (our authorizer's context, a stored item's partition key).
     #[cfg(feature = "realtime")]
     pub(crate) fn for_owner(owner: &crate::realtime::Owner) -> Self {
-        Self { user_id: owner.user_id().to_owned() }
+        Self { user_id: owner.user_id().to_owned(), issued_at: 0 }
     }
 
     #[cfg(test)]
     pub(crate) fn for_tests(user: &str) -> Self {
-        Self { user_id: user.to_owned() }
+        Self { user_id: user.to_owned(), issued_at: 0 }
     }
 }
 
@@ -156,6 +163,9 @@ impl AuthConfig {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// A NumericDate may have a fraction (RFC 7519 2); only whole seconds matter here.
+    #[serde(default)]
+    iat: Option<f64>,
 }
 
 /// Verifies bearer tokens. Built once per cold start, shared by every request.
@@ -230,7 +240,9 @@ impl Verifier {
         if sub.is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
             return Err(AuthError::BadSubject);
         }
-        Ok(Identity { user_id: sub })
+        // Negative, NaN or absent: issued at 0, i.e. before any deletion (the safe side).
+        let issued_at = data.claims.iat.filter(|t| t.is_finite() && *t > 0.0).map_or(0, |t| t as u64);
+        Ok(Identity { user_id: sub, issued_at })
     }
 }
 
