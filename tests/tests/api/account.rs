@@ -257,7 +257,10 @@ async fn deleting_me_while_clients_create_leaves_nothing_and_refuses_the_old_tok
     }
     // Let the clients fill the partition a little, so the sweep has something to race with.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = h.call(Some(&alice), "DELETE", "/me", None).await;
+    // Bounded: a sweep that racing creates keep refilling never ends (the bug this guards).
+    let r = tokio::time::timeout(Duration::from_secs(30), h.call(Some(&alice), "DELETE", "/me", None)).await;
+    stop.store(r.is_err(), Ordering::SeqCst);
+    let r = r.expect("DELETE /me answers within 30 s while clients create");
     assert_eq!(r.status, 200, "{}", r.text());
     deleted.store(true, Ordering::SeqCst);
     // The clients go on with the old token for a while after the answer.
