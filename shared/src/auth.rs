@@ -19,10 +19,12 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigError, Env};
 
 /// The caller, as proven by a verified token. `user_id` is the token's `sub` and is the
-/// partition key of every table.
+/// partition key of every table; `issued_at` is its verified `iat` (0 without one), which
+/// tells tokens issued before the account's deletion from those issued after.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     user_id: String,
+    issued_at: u64,
 }
 
 impl Identity {
@@ -30,17 +32,22 @@ impl Identity {
         &self.user_id
     }
 
+    /// When the token was issued (seconds since the epoch), 0 if it does not say.
+    pub fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
+
     /// An identity established by a verified source other than a token in hand: the context
     /// our own authorizer set from a verified token, or the partition key of a stored item.
     /// Crate-private, so only the tenancy core can vouch for one.
     #[cfg_attr(not(feature = "realtime"), allow(dead_code))]
     pub(crate) fn from_verified_source(user_id: &str) -> Self {
-        Self { user_id: user_id.to_owned() }
+        Self { user_id: user_id.to_owned(), issued_at: 0 }
     }
 
     #[cfg(test)]
     pub(crate) fn for_tests(user: &str) -> Self {
-        Self { user_id: user.to_owned() }
+        Self { user_id: user.to_owned(), issued_at: 0 }
     }
 }
 
@@ -157,6 +164,9 @@ impl AuthConfig {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// A NumericDate may have a fraction (RFC 7519 2); only whole seconds matter here.
+    #[serde(default)]
+    iat: Option<f64>,
 }
 
 /// Verifies bearer tokens. Built once per cold start, shared by every request.
@@ -231,7 +241,9 @@ impl Verifier {
         if sub.is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
             return Err(AuthError::BadSubject);
         }
-        Ok(Identity { user_id: sub })
+        // Negative, NaN or absent: issued at 0, i.e. before any deletion (the safe side).
+        let issued_at = data.claims.iat.filter(|t| t.is_finite() && *t > 0.0).map_or(0, |t| t as u64);
+        Ok(Identity { user_id: sub, issued_at })
     }
 }
 

@@ -101,6 +101,8 @@ impl ChildStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(TransactWriteItem::builder().update(touch).build())
+            // Refused once the account is deleted after the token was issued (see UserStore::create).
+            .transact_items(parent.account_guard(who)?)
             .send()
             .await;
         match result {
@@ -115,7 +117,9 @@ impl ChildStore {
                     .map(|t| t.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect())
                     .unwrap_or_default();
                 let failed = |i: usize| reasons.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
-                if failed(1) {
+                if failed(2) {
+                    Err(ApiError::AccountDeleted)
+                } else if failed(1) {
                     Err(ApiError::NotFound(parent.collection().noun))
                 } else if failed(0) {
                     Err(ApiError::Conflict(format!("{} {} already exists", c.noun, child.id())))

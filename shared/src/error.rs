@@ -17,6 +17,11 @@ pub enum ApiError {
     /// No valid bearer token. The reason is logged, never sent to the client.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// The token was issued before its account was deleted: it may no longer create anything
+    /// (nor re-create the profile). Unlike [`ApiError::Unauthorized`], the reason is public,
+    /// since it tells the client what to do.
+    #[error("the account was deleted; sign in again")]
+    AccountDeleted,
     /// The resource does not exist *for this caller*. Another user's item answers the same.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -64,7 +69,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::AccountDeleted => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -105,6 +110,10 @@ impl ApiError {
             .header("x-request-id", request_id);
         builder = match self {
             Self::Unauthorized(_) => builder.header("www-authenticate", "Bearer"),
+            Self::AccountDeleted => builder.header(
+                "www-authenticate",
+                r#"Bearer error="invalid_token", error_description="the account was deleted""#,
+            ),
             Self::Unavailable(_) => builder.header("retry-after", "1"),
             _ => builder,
         };
@@ -150,5 +159,13 @@ mod tests {
         assert_eq!(resp.status(), 401);
         assert_eq!(resp.headers()["www-authenticate"], "Bearer");
         assert!(!body_json(resp)["detail"].as_str().unwrap().contains("abc"));
+    }
+
+    #[test]
+    fn a_deleted_account_is_a_401_that_says_why() {
+        let resp = ApiError::AccountDeleted.to_response("r");
+        assert_eq!(resp.status(), 401);
+        assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer error=\"invalid_token\""));
+        assert_eq!(body_json(resp)["detail"], "the account was deleted; sign in again");
     }
 }

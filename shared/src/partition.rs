@@ -62,7 +62,9 @@ impl Partition {
         Item::from([(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()))])
     }
 
-    async fn read_profile(&self, who: &Identity) -> Result<Option<Profile>, ApiError> {
+    /// The caller's profile item: the profile (if it has been created since the last
+    /// deletion) and the deletion tombstone (if the account was ever deleted).
+    async fn read_profile(&self, who: &Identity) -> Result<Stored, ApiError> {
         let out = self
             .client
             .get_item()
@@ -72,34 +74,49 @@ impl Partition {
             .send()
             .await
             .map_err(dynamo_error)?;
-        out.item
-            .map(|item| dynamo::from_item(item).map_err(|e| ApiError::Internal(format!("stored profile: {e}"))))
-            .transpose()
+        Stored::from_item(out.item)
     }
 
-    /// The caller's profile, created by a conditional put on first use: concurrent first
-    /// requests create it once and all see the same one.
+    /// The caller's profile, created on first use by a conditional write: concurrent first
+    /// requests create it once and all see the same one. A token issued before the account's
+    /// deletion gets 401 [`ApiError::AccountDeleted`] and never re-creates the profile; a later
+    /// one creates it over the tombstone, whose `deleted_at` stays (it still refuses the old
+    /// tokens) but whose TTL goes (the profile lives on).
     pub async fn profile(&self, who: &Identity) -> Result<Profile, ApiError> {
-        if let Some(profile) = self.read_profile(who).await? {
+        let stored = self.read_profile(who).await?;
+        if stored.revokes(who) {
+            return Err(ApiError::AccountDeleted);
+        }
+        if let Some(profile) = stored.profile {
             return Ok(profile);
         }
         let profile = Profile { user_id: who.user_id().to_owned(), created_at: Timestamp::now().into_string() };
-        let item: Item = dynamo::to_item(&profile).map_err(|e| ApiError::Internal(e.to_string()))?;
         let created = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.profiles)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#uid)")
-            .expression_attribute_names("#uid", attr::USER_ID)
+            .set_key(Some(Self::profile_key(who)))
+            .update_expression("SET #created_at = :created_at REMOVE #expires_at")
+            .condition_expression(
+                "attribute_not_exists(#created_at) AND (attribute_not_exists(#deleted_at) OR #deleted_at < :issued_at)",
+            )
+            .expression_attribute_names("#created_at", attr::CREATED_AT)
+            .expression_attribute_names("#expires_at", attr::EXPIRES_AT)
+            .expression_attribute_names("#deleted_at", attr::DELETED_AT)
+            .expression_attribute_values(":created_at", AttributeValue::S(profile.created_at.clone()))
+            .expression_attribute_values(":issued_at", AttributeValue::N(who.issued_at().to_string()))
             .send()
             .await;
         match created {
             Ok(_) => Ok(profile),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => self
-                .read_profile(who)
-                .await?
-                .ok_or_else(|| ApiError::Conflict("profile is being deleted, retry".into())),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                // Another request created it, or a deletion began meanwhile: read which.
+                let stored = self.read_profile(who).await?;
+                if stored.revokes(who) {
+                    return Err(ApiError::AccountDeleted);
+                }
+                stored.profile.ok_or_else(|| ApiError::Conflict("profile is being deleted, retry".into()))
+            }
             Err(e) => Err(dynamo_error(e)),
         }
     }
@@ -115,7 +132,7 @@ impl Partition {
         let mut items = Vec::new();
         let mut used = 0;
         if page.cursor.is_none() {
-            if let Some(profile) = self.read_profile(who).await? {
+            if let Some(profile) = self.read_profile(who).await?.profile {
                 items.push(Exported {
                     kind: "profile",
                     item: serde_json::to_value(profile).map_err(|e| ApiError::Internal(e.to_string()))?,
@@ -199,15 +216,53 @@ impl Partition {
         Ok((table, start))
     }
 
-    /// Deletes every item of the caller in every table, then the profile. Idempotent: if it is
-    /// interrupted, running it again finishes the job. Returns counts per kind.
-    pub async fn delete_all(&self, who: &Identity) -> Result<BTreeMap<&'static str, usize>, ApiError> {
+    /// The first step of deleting the account: the tombstone on the profile item. From its
+    /// write on, every create made with a token issued at or before `deleted_at` is refused
+    /// (see [`UserStore::account_guard`](crate::store::UserStore::account_guard)), so the sweep
+    /// of [`Partition::delete_all`] that follows meets no new item of an old token. Seconds
+    /// are whole: a token issued in the same second as the deletion counts as issued before it.
+    /// A repeated deletion moves `deleted_at` forward. The tombstone expires by TTL after
+    /// [`TOMBSTONE_TTL`], longer than any token lives.
+    pub async fn begin_deletion(&self, who: &Identity) -> Result<Tombstone, ApiError> {
+        let deleted_at = jsonwebtoken::get_current_timestamp();
+        let old = self
+            .client
+            .update_item()
+            .table_name(&self.profiles)
+            .set_key(Some(Self::profile_key(who)))
+            .update_expression("SET #deleted_at = :deleted_at, #expires_at = :expires_at")
+            .expression_attribute_names("#deleted_at", attr::DELETED_AT)
+            .expression_attribute_names("#expires_at", attr::EXPIRES_AT)
+            .expression_attribute_values(":deleted_at", AttributeValue::N(deleted_at.to_string()))
+            .expression_attribute_values(
+                ":expires_at",
+                AttributeValue::N((deleted_at + TOMBSTONE_TTL.as_secs()).to_string()),
+            )
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        let had_profile = old.attributes.is_some_and(|a| a.contains_key(attr::CREATED_AT));
+        Ok(Tombstone { deleted_at, had_profile })
+    }
+
+    /// Deletes every item of the caller in every table, then reduces the profile to the bare
+    /// `tombstone` that [`Partition::begin_deletion`] wrote. Idempotent: if it is interrupted,
+    /// running the deletion again finishes the job. Returns counts per kind.
+    pub async fn delete_all(
+        &self,
+        who: &Identity,
+        tombstone: Tombstone,
+    ) -> Result<BTreeMap<&'static str, usize>, ApiError> {
         let mut counts = BTreeMap::new();
         for owned in &self.deleted {
             let mut deleted = 0;
             loop {
-                // Always from the start: what was deleted is gone, so this ends when the partition is empty.
+                // Always from the start: what was deleted is gone, so this ends when the partition
+                // is empty. Strongly consistent on the base table, so every create that committed
+                // before the tombstone is seen.
                 let out = user_query(&self.client, &owned.name, who, "#uid = :uid")
+                    .consistent_read(true)
                     .projection_expression("#uid, #id")
                     .expression_attribute_names("#id", attr::ID)
                     .send()
@@ -225,16 +280,74 @@ impl Partition {
                 counts.insert(owned.spec.kind, deleted);
             }
         }
-        let profile = self
+        // The whole profile goes; only the tombstone stays. Not over a later deletion's one.
+        let bare = Item::from([
+            (attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned())),
+            (attr::DELETED_AT.to_owned(), AttributeValue::N(tombstone.deleted_at.to_string())),
+            (
+                attr::EXPIRES_AT.to_owned(),
+                AttributeValue::N((tombstone.deleted_at + TOMBSTONE_TTL.as_secs()).to_string()),
+            ),
+        ]);
+        let reduced = self
             .client
-            .delete_item()
+            .put_item()
             .table_name(&self.profiles)
-            .set_key(Some(Self::profile_key(who)))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .set_item(Some(bare))
+            .condition_expression("#deleted_at = :deleted_at")
+            .expression_attribute_names("#deleted_at", attr::DELETED_AT)
+            .expression_attribute_values(":deleted_at", AttributeValue::N(tombstone.deleted_at.to_string()))
             .send()
-            .await
-            .map_err(dynamo_error)?;
-        counts.insert("profile", usize::from(profile.attributes.is_some()));
+            .await;
+        match reduced {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(dynamo_error(e)),
+        }
+        counts.insert("profile", usize::from(tombstone.had_profile));
         Ok(counts)
+    }
+}
+
+/// How long a deletion tombstone outlives the deletion before DynamoDB's TTL removes it: longer
+/// than any token lives (access tokens last hours at most), so no token issued before the
+/// deletion can still be valid once the tombstone is gone.
+pub const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// A deletion in progress: written by [`Partition::begin_deletion`], completed by
+/// [`Partition::delete_all`].
+#[derive(Clone, Copy, Debug)]
+pub struct Tombstone {
+    deleted_at: u64,
+    had_profile: bool,
+}
+
+/// What the profile item holds.
+struct Stored {
+    profile: Option<Profile>,
+    deleted_at: Option<u64>,
+}
+
+impl Stored {
+    fn from_item(item: Option<Item>) -> Result<Self, ApiError> {
+        let Some(item) = item else { return Ok(Self { profile: None, deleted_at: None }) };
+        let deleted_at = match item.get(attr::DELETED_AT) {
+            Some(AttributeValue::N(n)) => {
+                Some(n.parse().map_err(|_| ApiError::Internal(format!("stored deleted_at {n:?}")))?)
+            }
+            _ => None,
+        };
+        // A bare tombstone has no created_at: no profile.
+        let profile = if item.contains_key(attr::CREATED_AT) {
+            Some(dynamo::from_item(item).map_err(|e| ApiError::Internal(format!("stored profile: {e}")))?)
+        } else {
+            None
+        };
+        Ok(Self { profile, deleted_at })
+    }
+
+    /// The account was deleted at or after the moment `who`'s token was issued.
+    fn revokes(&self, who: &Identity) -> bool {
+        self.deleted_at.is_some_and(|d| d >= who.issued_at())
     }
 }

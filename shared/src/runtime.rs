@@ -26,6 +26,9 @@ pub struct Platform {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub cursors: CursorCodec,
     pub development_mode: bool,
+    /// The profile table (`USERS_TABLE`), which every store checks a create against; only
+    /// functions that create items have it.
+    profiles: Option<String>,
     /// AWS settings: from the environment, or fixed local ones when every service this
     /// process uses has a local endpoint.
     #[cfg_attr(not(any(feature = "s3", feature = "realtime")), allow(dead_code))]
@@ -49,7 +52,8 @@ impl Platform {
         let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk_config);
         dynamodb.set_endpoint_url(dynamodb_endpoint);
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
-        Ok(Self { verifier, dynamodb, cursors, development_mode, sdk_config, s3_endpoint })
+        let profiles = env.optional(crate::owned::PROFILE_TABLE.env);
+        Ok(Self { verifier, dynamodb, cursors, development_mode, profiles, sdk_config, s3_endpoint })
     }
 
     /// Opens the DynamoDB connection during the cold start instead of on the first request:
@@ -79,8 +83,11 @@ impl Platform {
     }
 
     /// A repository of user-owned items over this platform's DynamoDB client and cursor key.
-    pub fn store(&self, collection: crate::store::Collection) -> crate::store::UserStore {
-        crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone())
+    /// Needs `USERS_TABLE`: every create is checked against the account's deletion tombstone.
+    pub fn store(&self, collection: crate::store::Collection) -> Result<crate::store::UserStore, ConfigError> {
+        let profiles =
+            self.profiles.clone().ok_or_else(|| ConfigError::Missing(crate::owned::PROFILE_TABLE.env.into()))?;
+        Ok(crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone(), profiles))
     }
 
     /// A client for the API Gateway Management API of a WebSocket API (`endpoint` is

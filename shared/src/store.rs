@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
     error::{ProvideErrorMetadata, SdkError},
-    types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{AttributeValue, ConditionCheck, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem},
     Client,
 };
 use serde::{de::DeserializeOwned, Serialize};
@@ -26,6 +27,11 @@ pub mod attr {
     pub const VERSION: &str = "version";
     pub const CREATED_AT: &str = "created_at";
     pub const UPDATED_AT: &str = "updated_at";
+    /// On the profile item: when the account was last deleted (seconds since the epoch).
+    /// Tokens issued at or before it can no longer create anything.
+    pub const DELETED_AT: &str = "deleted_at";
+    /// On the profile item: the TTL attribute that removes a bare tombstone.
+    pub const EXPIRES_AT: &str = "expires_at";
 }
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -141,11 +147,29 @@ pub struct UserStore {
     client: Client,
     collection: Collection,
     cursors: CursorCodec,
+    /// The profile table, whose item carries the account's deletion tombstone.
+    profiles: String,
 }
 
 impl UserStore {
-    pub fn new(client: Client, collection: Collection, cursors: CursorCodec) -> Self {
-        Self { client, collection, cursors }
+    pub fn new(client: Client, collection: Collection, cursors: CursorCodec, profiles: String) -> Self {
+        Self { client, collection, cursors, profiles }
+    }
+
+    /// The transaction item every create carries: the caller's account was not deleted after
+    /// their token was issued. A transaction is serialized with the tombstone write of
+    /// `DELETE /me`, so a create either lands before the tombstone (and the sweep that follows
+    /// it finds the item) or is refused; none slips in behind the sweep.
+    pub fn account_guard(&self, who: &Identity) -> Result<TransactWriteItem, ApiError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.profiles)
+            .key(attr::USER_ID, AttributeValue::S(who.user_id().to_owned()))
+            .condition_expression("attribute_not_exists(#deleted_at) OR #deleted_at < :issued_at")
+            .expression_attribute_names("#deleted_at", attr::DELETED_AT)
+            .expression_attribute_values(":issued_at", AttributeValue::N(who.issued_at().to_string()))
+            .build()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     pub fn collection(&self) -> &Collection {
@@ -179,25 +203,40 @@ impl UserStore {
     }
 
     /// Stores a new item under the caller's partition. Never overwrites: an existing id is a 409.
+    /// Refused (401) when the account was deleted after the caller's token was issued: the put
+    /// and the [account guard](Self::account_guard) are one transaction, still one call.
     pub async fn create<T: Serialize + HasId>(&self, who: &Identity, record: &T) -> Result<(), ApiError> {
         let mut item: Item = dynamo::to_item(record).map_err(|e| ApiError::Internal(e.to_string()))?;
         item.insert(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()));
         item.insert(attr::ID.to_owned(), AttributeValue::S(record.id().to_owned()));
-        let result = self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.collection.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", attr::ID)
+            .build()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(self.account_guard(who)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => {
-                Err(ApiError::Conflict(format!("{} {} already exists", self.collection.noun, record.id())))
+            Err(e) => {
+                let reasons = cancellation_reasons(&e);
+                if reasons.failed(1) {
+                    Err(ApiError::AccountDeleted)
+                } else if reasons.failed(0) {
+                    Err(ApiError::Conflict(format!("{} {} already exists", self.collection.noun, record.id())))
+                } else if reasons.cancelled() {
+                    Err(ApiError::Conflict("a concurrent request changed this item, retry".into()))
+                } else {
+                    Err(dynamo_error(e))
+                }
             }
-            Err(e) => Err(dynamo_error(e)),
         }
     }
 
@@ -448,8 +487,30 @@ condition_failure!(
     aws_sdk_dynamodb::operation::delete_item::DeleteItemError => aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException,
 );
 
-fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    err.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException")
+/// Why each item of a cancelled transaction failed, by position (empty if it was not cancelled).
+pub(crate) struct Cancellation(Vec<Option<String>>);
+
+impl Cancellation {
+    /// The condition of the item at `index` was false.
+    pub(crate) fn failed(&self, index: usize) -> bool {
+        self.0.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
+    }
+
+    pub(crate) fn cancelled(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+pub(crate) fn cancellation_reasons<R>(err: &SdkError<TransactWriteItemsError, R>) -> Cancellation {
+    Cancellation(
+        err.as_service_error()
+            .and_then(|s| match s {
+                TransactWriteItemsError::TransactionCanceledException(t) => Some(t),
+                _ => None,
+            })
+            .map(|t| t.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+    )
 }
 
 pub(crate) fn from_item<T: DeserializeOwned>(mut item: Item) -> Result<T, ApiError> {

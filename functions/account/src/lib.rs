@@ -46,7 +46,8 @@ async fn health() -> Result<Response, ApiError> {
     json(StatusCode::OK, &Health { status: "ok", version: shared::BUILD_VERSION })
 }
 
-/// The caller's profile, created on first use.
+/// The caller's profile, created on first use. A token issued before the account was deleted
+/// gets 401 ("the account was deleted; sign in again") and re-creates nothing.
 #[utoipa::path(get, path = "/me", tag = "account", operation_id = "get_me",
     responses((status = 200, description = "The caller's profile", body = Profile)))]
 async fn me(State(area): State<Arc<Account>>, who: Identity) -> Result<Response, ApiError> {
@@ -80,12 +81,16 @@ pub struct Deleted {
 }
 
 /// Deletes every item the caller owns in every table and every object under their prefix.
-/// Safe to repeat: if interrupted, calling it again finishes the job.
+/// Safe to repeat: if interrupted, calling it again finishes the job. From its first step on,
+/// tokens issued until then can no longer create anything.
 #[utoipa::path(delete, path = "/me", tag = "account", operation_id = "delete_me",
     responses((status = 200, description = "What was deleted", body = Deleted)))]
 async fn delete(State(area): State<Arc<Account>>, who: Identity) -> Result<Response, ApiError> {
+    // The tombstone first: creates racing the deletion are refused from here on, so the sweeps
+    // below cannot be outrun.
+    let tombstone = area.partition.begin_deletion(&who).await?;
     let objects = area.objects.delete_all(&who).await?;
-    let mut deleted = area.partition.delete_all(&who).await?;
+    let mut deleted = area.partition.delete_all(&who, tombstone).await?;
     deleted.insert("object", objects);
     json(StatusCode::OK, &Deleted { deleted })
 }

@@ -170,7 +170,7 @@ impl Stores<Canvas> for Canvases {
 impl Area for Canvases {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
         let collection = Collection::by_updated_at(env.required("CANVASES_TABLE")?, Canvas::NOUN, "canvases");
-        Ok(Self { store: platform.store(collection) })
+        Ok(Self { store: platform.store(collection)? })
     }
 
     fn routes() -> OpenApiRouter<Arc<Self>> {

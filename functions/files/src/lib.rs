@@ -111,7 +111,7 @@ impl Area for Files {
             list_sort_key: "created_at",
         };
         Ok(Self {
-            store: platform.store(collection),
+            store: platform.store(collection)?,
             objects: UserObjects::new(platform.s3(), env.required("FILES_BUCKET")?),
             max_bytes: env.parse_or("FILE_MAX_BYTES", DEFAULT_MAX_FILE_BYTES)?,
         })

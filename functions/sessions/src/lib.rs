@@ -170,7 +170,7 @@ impl Stores<Session> for Sessions {
 impl Area for Sessions {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
         let sessions =
-            platform.store(Collection::by_updated_at(env.required("SESSIONS_TABLE")?, Session::NOUN, "sessions"));
+            platform.store(Collection::by_updated_at(env.required("SESSIONS_TABLE")?, Session::NOUN, "sessions"))?;
         let messages = ChildStore::new(
             platform.dynamodb.clone(),
             ChildCollection {

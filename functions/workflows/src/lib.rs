@@ -230,7 +230,7 @@ impl Stores<Workflow> for Workflows {
 impl Area for Workflows {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
         let collection = Collection::by_updated_at(env.required("WORKFLOWS_TABLE")?, Workflow::NOUN, "workflows");
-        Ok(Self { store: platform.store(collection) })
+        Ok(Self { store: platform.store(collection)? })
     }
 
     fn routes() -> OpenApiRouter<Arc<Self>> {

@@ -68,6 +68,17 @@ async fn accepts_a_good_token_and_takes_sub_as_user_id() {
 }
 
 #[tokio::test]
+async fn identity_carries_the_verified_iat_and_0_without_one() {
+    let id = hs_verify(&hs_token(&with_claim("iat", json!(1_700_000_000)))).await.unwrap();
+    assert_eq!(id.issued_at(), 1_700_000_000);
+    let id = hs_verify(&hs_token(&with_claim("iat", json!(1_700_000_000.75)))).await.unwrap();
+    assert_eq!(id.issued_at(), 1_700_000_000, "a fractional NumericDate counts its whole seconds");
+    assert_eq!(hs_verify(&hs_token(&without_claim("iat"))).await.unwrap().issued_at(), 0);
+    assert_eq!(hs_verify(&hs_token(&with_claim("iat", json!(-5)))).await.unwrap().issued_at(), 0);
+    assert!(matches!(hs_verify(&hs_token(&with_claim("iat", json!("soon")))).await, Err(AuthError::Invalid(_))));
+}
+
+#[tokio::test]
 async fn bearer_header_parsing() {
     let v = Verifier::new(hs_config()).unwrap();
     let token = hs_token(&good_claims());

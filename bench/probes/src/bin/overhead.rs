@@ -223,6 +223,7 @@ fn fake_env(endpoint: &str) -> Env {
     Env::from_map(HashMap::from([
         ("JWT_SECRET".into(), "bench-overhead-secret-0123456789abcdef0123456789".into()),
         ("CANVASES_TABLE".into(), "CanvasesTable".into()),
+        ("USERS_TABLE".into(), "UsersTable".into()),
         ("DYNAMODB_ENDPOINT".into(), endpoint.to_owned()),
         ("S3_ENDPOINT".into(), endpoint.to_owned()),
     ]))
