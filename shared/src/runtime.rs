@@ -137,9 +137,10 @@ pub fn local_sdk_config() -> SdkConfig {
 
 /// The key pair of the local servers. The local S3 server checks signatures made with it, as S3
 /// does. Fixed, so servers and clients (functions, tests) agree without passing it around; not a
-/// secret: it only opens localhost servers holding test data.
-pub const LOCAL_ACCESS_KEY: &str = "local-access-key";
-pub const LOCAL_SECRET_KEY: &str = "local-secret-key";
+/// secret: it only opens localhost servers holding test data. DynamoDB Local refuses access keys
+/// other than letters and digits.
+pub const LOCAL_ACCESS_KEY: &str = "localaccesskey";
+pub const LOCAL_SECRET_KEY: &str = "localsecretkey";
 
 /// A client for DynamoDB Local.
 pub fn local_dynamodb_client(endpoint: impl Into<String>) -> aws_sdk_dynamodb::Client {
