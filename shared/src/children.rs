@@ -1,10 +1,22 @@
 //! Items that belong to a parent item of the same user (a session's messages): appended in a
-//! transaction that also touches the parent, listed in creation order in one Query, and purged
+//! transaction that also touches the parent, listed in commit order in one Query, and purged
 //! with the parent.
+//!
+//! Order comes from a per-parent sequence number, not from the child's id: ids are assigned
+//! before the write commits, so ordering by id lets a child with a smaller key commit after a
+//! reader has moved past it. The parent holds the last number given (`parent_seq_attr`); an
+//! append moves it from `n - 1` to `n` in the same transaction that puts child `n`, so numbers
+//! are contiguous and commit in order. The ordering index is updated asynchronously and
+//! without order between items (and cannot be read consistently), so a reader stops a page at
+//! the first missing number: it never moves past a child that is committed but not yet
+//! indexed, and a poller that keeps polling gets every child exactly once, in order.
+
+use std::time::Duration;
 
 use aws_sdk_dynamodb::{
+    error::ProvideErrorMetadata,
     operation::transact_write_items::TransactWriteItemsError,
-    types::{AttributeValue, Put, TransactWriteItem, Update},
+    types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update},
     Client,
 };
 use serde::{de::DeserializeOwned, Serialize};
@@ -18,9 +30,21 @@ use crate::{
     store::{attr, batch_delete, dynamo_error, from_item, user_query, HasId, Item, ResumeKey, UserStore},
 };
 
+/// How long an append keeps retrying when concurrent appends to the same parent take the next
+/// number first: one parent takes one commit at a time, so a burst of appends queues up.
+/// Well under API Gateway's 29 s, then a 503 the client may retry.
+const APPEND_BUDGET: Duration = Duration::from_secs(10);
+/// The backoff between attempts is random in `[0, min(BASE << attempt, CAP)]` (full jitter), so
+/// writers that collided do not collide again in lockstep.
+const BACKOFF_BASE: Duration = Duration::from_millis(4);
+const BACKOFF_CAP: Duration = Duration::from_millis(200);
+/// Sequenced ordering values are `"<parent id>#s<20 digits>"`: `s` sorts after every hex digit,
+/// so they follow the children written before sequence numbers existed (the migration's,
+/// ordered by their time-ordered id), and 20 digits hold any `u64`.
+const SEQ_MARK: char = 's';
+
 /// A child table: `user_id` (HASH) + `id` (RANGE), and an index whose HASH is `user_id` and
-/// whose RANGE `order_attr` is `"<parent id>#<child id>"`: child ids are time-ordered, so one
-/// Query with `begins_with` returns a parent's children in creation order.
+/// whose RANGE `order_attr` is `"<parent id>#s<seq>"` (see [`ChildStore::order_key`]).
 #[derive(Clone, Debug)]
 pub struct ChildCollection {
     pub table: String,
@@ -29,6 +53,10 @@ pub struct ChildCollection {
     pub index: &'static str,
     pub parent_attr: &'static str,
     pub order_attr: &'static str,
+    /// The child's sequence number (N), also returned to clients.
+    pub seq_attr: &'static str,
+    /// On the parent: the sequence number of its newest child (N, absent before the first).
+    pub parent_seq_attr: &'static str,
 }
 
 #[derive(Clone)]
@@ -53,10 +81,22 @@ impl ChildStore {
         Self { client, collection, cursors }
     }
 
-    /// The ordering-index value of a child: `"<parent id>#<child id>"`. Public so tools that
-    /// write children outside a request (the migration) derive it exactly as the store does.
-    pub fn order_key(parent_id: &str, child_id: &str) -> String {
+    /// The ordering-index value of the child numbered `seq`: `"<parent id>#s<seq, 20 digits>"`.
+    pub fn order_key(parent_id: &str, seq: u64) -> String {
+        format!("{parent_id}#{SEQ_MARK}{seq:020}")
+    }
+
+    /// The ordering-index value of a child written without a sequence number (by the
+    /// migration, offline): `"<parent id>#<child id>"`, the id being time-ordered. These sort
+    /// before every sequenced child of the parent.
+    pub fn unsequenced_order_key(parent_id: &str, child_id: &str) -> String {
+        debug_assert!(!child_id.starts_with(SEQ_MARK));
         format!("{parent_id}#{child_id}")
+    }
+
+    /// The sequence number an ordering value names (`None` for an unsequenced child).
+    fn seq_of_order_key(parent_id: &str, order: &str) -> Option<u64> {
+        order.strip_prefix(parent_id)?.strip_prefix('#')?.strip_prefix(SEQ_MARK)?.parse().ok()
     }
 
     /// Cursors are bound to the user, the list and the parent.
@@ -64,21 +104,75 @@ impl ChildStore {
         format!("{}:{parent_id}", self.collection.scope)
     }
 
-    /// Stores `child` under `parent_id` and bumps the parent's `updated_at`, in one
-    /// transaction: the child is written only if the caller's parent exists (else 404).
+    /// Stores `child` under `parent_id` as the parent's next child and bumps the parent's
+    /// `updated_at`, in one transaction: the child is written only if the caller's parent
+    /// exists (else 404). Returns the child's sequence number.
     pub async fn append<C: Serialize + HasId>(
         &self,
         who: &Identity,
         parent: &UserStore,
         parent_id: &str,
         child: &C,
-    ) -> Result<(), ApiError> {
+    ) -> Result<u64, ApiError> {
         let c = &self.collection;
         let mut item: Item = dynamo::to_item(child).map_err(|e| ApiError::Internal(e.to_string()))?;
         item.insert(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()));
         item.insert(attr::ID.to_owned(), AttributeValue::S(child.id().to_owned()));
         item.insert(c.parent_attr.to_owned(), AttributeValue::S(parent_id.to_owned()));
-        item.insert(c.order_attr.to_owned(), AttributeValue::S(Self::order_key(parent_id, child.id())));
+        let started = std::time::Instant::now();
+        let mut last = self.last_seq(who, parent, parent_id).await?;
+        let mut attempt = 0;
+        while started.elapsed() < APPEND_BUDGET {
+            let seq = last + 1;
+            match self.try_append(who, parent, parent_id, child.id(), item.clone(), seq).await? {
+                Attempt::Done => return Ok(seq),
+                Attempt::Behind(Some(stored)) => last = stored,
+                // A conflicting transaction was in flight: what it did is unknown, read again.
+                Attempt::Behind(None) => last = self.last_seq(who, parent, parent_id).await?,
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+        }
+        tracing::warn!(parent_id, "append gave up: too many concurrent appends");
+        Err(ApiError::Unavailable(format!("too many concurrent appends to {} {parent_id}", parent.collection().noun)))
+    }
+
+    /// The sequence number of the parent's newest child (0 if none), read consistently.
+    async fn last_seq(&self, who: &Identity, parent: &UserStore, parent_id: &str) -> Result<u64, ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&parent.collection().table)
+            .set_key(Some(parent.key(who, parent_id)))
+            .consistent_read(true)
+            .projection_expression("#id, #seq")
+            .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_names("#seq", self.collection.parent_seq_attr)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        let item = out.item.ok_or(ApiError::NotFound(parent.collection().noun))?;
+        Ok(self.parent_seq(&item))
+    }
+
+    fn parent_seq(&self, parent: &Item) -> u64 {
+        number(parent.get(self.collection.parent_seq_attr)).unwrap_or(0)
+    }
+
+    /// One transaction writing child `seq`, valid only while the parent's last number is
+    /// `seq - 1`.
+    async fn try_append(
+        &self,
+        who: &Identity,
+        parent: &UserStore,
+        parent_id: &str,
+        child_id: &str,
+        mut item: Item,
+        seq: u64,
+    ) -> Result<Attempt, ApiError> {
+        let c = &self.collection;
+        item.insert(c.order_attr.to_owned(), AttributeValue::S(Self::order_key(parent_id, seq)));
+        item.insert(c.seq_attr.to_owned(), AttributeValue::N(seq.to_string()));
         let put = Put::builder()
             .table_name(&c.table)
             .set_item(Some(item))
@@ -86,65 +180,89 @@ impl ChildStore {
             .expression_attribute_names("#id", attr::ID)
             .build()
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let touch = Update::builder()
+        let mut advance = Update::builder()
             .table_name(&parent.collection().table)
             .set_key(Some(parent.key(who, parent_id)))
-            .update_expression("SET #updated_at = :now")
-            .condition_expression("attribute_exists(#id)")
+            .update_expression("SET #seq = :seq, #updated_at = :now")
             .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_names("#seq", c.parent_seq_attr)
             .expression_attribute_names("#updated_at", attr::UPDATED_AT)
+            .expression_attribute_values(":seq", AttributeValue::N(seq.to_string()))
             .expression_attribute_values(":now", AttributeValue::S(Timestamp::now().into_string()))
-            .build()
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            // The parent as it was, when the condition fails: a lost race needs no new read.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        advance = if seq == 1 {
+            advance.condition_expression("attribute_exists(#id) AND attribute_not_exists(#seq)")
+        } else {
+            advance
+                .condition_expression("attribute_exists(#id) AND #seq = :prev")
+                .expression_attribute_values(":prev", AttributeValue::N((seq - 1).to_string()))
+        };
+        let advance = advance.build().map_err(|e| ApiError::Internal(e.to_string()))?;
         let result = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(touch).build())
+            .transact_items(TransactWriteItem::builder().update(advance).build())
             // Refused once the account is deleted after the token was issued (see UserStore::create).
             .transact_items(parent.account_guard(who)?)
+            // A fresh token per attempt: the SDK's own retries of this attempt are idempotent
+            // (a commit whose answer was lost is not written twice), our next attempt is not.
+            .client_request_token(uuid::Uuid::now_v7().to_string())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let reasons: Vec<Option<String>> = e
-                    .as_service_error()
-                    .and_then(|s| match s {
-                        TransactWriteItemsError::TransactionCanceledException(t) => Some(t),
-                        _ => None,
-                    })
-                    .map(|t| t.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect())
-                    .unwrap_or_default();
-                let failed = |i: usize| reasons.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
-                if failed(2) {
-                    Err(ApiError::AccountDeleted)
-                } else if failed(1) {
-                    Err(ApiError::NotFound(parent.collection().noun))
-                } else if failed(0) {
-                    Err(ApiError::Conflict(format!("{} {} already exists", c.noun, child.id())))
-                } else if !reasons.is_empty() {
-                    Err(ApiError::Conflict("a concurrent request changed this item, retry".into()))
-                } else {
-                    Err(dynamo_error(e))
-                }
-            }
+        let err = match result {
+            Ok(_) => return Ok(Attempt::Done),
+            Err(e) => e,
+        };
+        let canceled = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(t)) => t,
+            Some(s) if s.code() == Some("TransactionConflictException") => return Ok(Attempt::Behind(None)),
+            _ => return Err(dynamo_error(err)),
+        };
+        let reasons = canceled.cancellation_reasons();
+        let code = |i: usize| reasons.get(i).and_then(|r| r.code());
+        if code(2) == Some("ConditionalCheckFailed") {
+            return Err(ApiError::AccountDeleted);
         }
+        if code(1) == Some("ConditionalCheckFailed") {
+            return match reasons[1].item() {
+                None => Err(ApiError::NotFound(parent.collection().noun)),
+                Some(old) if old.contains_key(attr::ID) => Ok(Attempt::Behind(Some(self.parent_seq(old)))),
+                Some(_) => Err(ApiError::NotFound(parent.collection().noun)),
+            };
+        }
+        if code(0) == Some("ConditionalCheckFailed") {
+            return Err(ApiError::Conflict(format!("{} {child_id} already exists", c.noun)));
+        }
+        if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+            return Ok(Attempt::Behind(None));
+        }
+        Err(dynamo_error(err))
     }
 
-    /// The caller's children of `parent_id`, oldest first, resuming after `page.cursor`.
+    /// The caller's children of `parent_id`, oldest first, resuming after `page.cursor`. A page
+    /// ends before the first sequence number the index does not show yet (see the module).
     pub async fn list<T: DeserializeOwned>(
         &self,
         who: &Identity,
         parent_id: &str,
         page: &PageRequest,
     ) -> Result<ChildPage<T>, ApiError> {
+        let c = &self.collection;
         let scope = self.scope(parent_id);
-        let resume = ResumeKey([attr::ID, self.collection.order_attr]);
-        let inside_parent = |key: &CursorKey| {
-            key.get(self.collection.order_attr).is_some_and(|o| o.starts_with(&Self::order_key(parent_id, "")))
-        };
+        let resume = ResumeKey([attr::ID, c.order_attr]);
+        let prefix = Self::unsequenced_order_key(parent_id, "");
+        let inside_parent = |key: &CursorKey| key.get(c.order_attr).is_some_and(|o| o.starts_with(&prefix));
         let start = resume.decode(&self.cursors, &scope, who, page.cursor.as_deref(), inside_parent)?;
+        // The number the next sequenced child must have: after the cursor's, or the first.
+        let mut expected = start
+            .as_ref()
+            .and_then(|s| match s.get(c.order_attr) {
+                Some(AttributeValue::S(o)) => Self::seq_of_order_key(parent_id, o),
+                _ => None,
+            })
+            .map_or(1, |seq| seq + 1);
         let out = self
             .children_query(who, parent_id)
             .scan_index_forward(true)
@@ -154,7 +272,20 @@ impl ChildStore {
             .await
             .map_err(dynamo_error)?;
         let mut items = out.items.unwrap_or_default();
-        let more = items.len() > page.limit as usize || out.last_evaluated_key.is_some();
+        let mut gap = false;
+        if let Some(end) = items.iter().position(|item| match number(item.get(c.seq_attr)) {
+            // Unsequenced (migrated) children were all written before the first sequenced one.
+            None => false,
+            Some(seq) if seq == expected => {
+                expected += 1;
+                false
+            }
+            Some(_) => true,
+        }) {
+            items.truncate(end);
+            gap = true;
+        }
+        let more = !gap && (items.len() > page.limit as usize || out.last_evaluated_key.is_some());
         items.truncate(page.limit as usize);
         let poll_cursor = match items.last() {
             Some(last) => Some(self.cursors.encode(&scope, who, &resume.of(last))),
@@ -204,6 +335,58 @@ impl ChildStore {
         user_query(&self.client, &self.collection.table, who, "#uid = :uid AND begins_with(#order, :parent)")
             .index_name(self.collection.index)
             .expression_attribute_names("#order", self.collection.order_attr)
-            .expression_attribute_values(":parent", AttributeValue::S(Self::order_key(parent_id, "")))
+            .expression_attribute_values(":parent", AttributeValue::S(Self::unsequenced_order_key(parent_id, "")))
+    }
+}
+
+/// What one append attempt found.
+enum Attempt {
+    Done,
+    /// Another append took the number first; the parent's last number, when known.
+    Behind(Option<u64>),
+}
+
+fn number(value: Option<&AttributeValue>) -> Option<u64> {
+    match value {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
+    let mut bytes = [0u8; 8];
+    // Randomness only spreads retries: without it the backoff is the ceiling.
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return ceiling;
+    }
+    ceiling.mul_f64(u64::from_le_bytes(bytes) as f64 / u64::MAX as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequenced_keys_sort_by_number_and_after_unsequenced_ones() {
+        let keys = [
+            ChildStore::unsequenced_order_key("p", "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10"),
+            ChildStore::unsequenced_order_key("p", "ffffffff-ffff-7fff-bfff-ffffffffffff"),
+            ChildStore::order_key("p", 1),
+            ChildStore::order_key("p", 9),
+            ChildStore::order_key("p", 10),
+            ChildStore::order_key("p", u64::MAX),
+        ];
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        assert_eq!(ChildStore::seq_of_order_key("p", &ChildStore::order_key("p", 42)), Some(42));
+        assert_eq!(ChildStore::seq_of_order_key("p", &keys[0]), None);
+        assert_eq!(ChildStore::seq_of_order_key("q", &ChildStore::order_key("p", 42)), None);
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        for attempt in 0..40 {
+            assert!(backoff(attempt) <= BACKOFF_CAP);
+        }
     }
 }

@@ -35,7 +35,7 @@ pub struct OwnedTable {
 /// Every table of user-owned items, in export order.
 pub const OWNED_TABLES: &[OwnedTable] = &[
     content("CanvasesTable", "CANVASES_TABLE", "canvas", &[], true),
-    content("SessionsTable", "SESSIONS_TABLE", "session", &[], true),
+    content("SessionsTable", "SESSIONS_TABLE", "session", &["message_seq"], true),
     content("MessagesTable", "MESSAGES_TABLE", "message", &["session_order"], true),
     content("WorkflowsTable", "WORKFLOWS_TABLE", "workflow", &[], true),
     content("FilesTable", "FILES_TABLE", "file", &[], false),

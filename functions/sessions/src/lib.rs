@@ -103,6 +103,10 @@ pub enum Role {
 pub struct Message {
     id: String,
     session_id: String,
+    /// The message's place in its session: 1, 2, 3, ... with no gap, in commit order. Null for
+    /// messages migrated from the old system, which come before every numbered one.
+    #[schema(minimum = 1)]
+    seq: Option<u64>,
     role: Role,
     content: String,
     created_at: String,
@@ -138,7 +142,8 @@ pub struct MessagePage {
     items: Vec<Message>,
     /// `cursor` for the next page; null on the last.
     next_cursor: Option<String>,
-    /// `after` for the next poll: the position after the newest message seen.
+    /// `after` for the next poll: the position after the newest message of an unbroken run of
+    /// `seq` (a page never skips a message that is committed but not yet listable).
     poll_cursor: Option<String>,
 }
 
@@ -180,6 +185,8 @@ impl Area for Sessions {
                 index: "user_id-session_id-index",
                 parent_attr: "session_id",
                 order_attr: "session_order",
+                seq_attr: "seq",
+                parent_seq_attr: "message_seq",
             },
             platform.cursors.clone(),
         );
@@ -207,19 +214,22 @@ async fn append(
     }
     check_text("content", &body.content, 1, CONTENT_MAX_BYTES)?;
     let new = NewRecord::now();
-    let message = Message {
+    let mut message = Message {
         id: new.id,
         session_id: session_id.to_string(),
+        // The store numbers the message when it commits.
+        seq: None,
         role: body.role,
         content: body.content,
         created_at: new.created_at,
     };
-    area.messages.append(&who, &area.sessions, &session_id, &message).await?;
+    message.seq = Some(area.messages.append(&who, &area.sessions, &session_id, &message).await?);
     json(StatusCode::CREATED, &message)
 }
 
-/// The session's messages in creation order. `?after=<poll_cursor>` returns only newer ones:
-/// the polling fallback for clients without a socket.
+/// The session's messages in `seq` order. `?after=<poll_cursor>` returns only newer ones: the
+/// polling fallback for clients without a socket. A poller that keeps polling gets every
+/// message exactly once, in order, however many are appended at once.
 #[utoipa::path(get, path = "/sessions/{id}/messages", tag = "sessions", operation_id = "list_messages",
     params(
         ("id" = String, Path, format = Uuid, description = "The session's id"),

@@ -82,6 +82,9 @@ pub struct LocalSettings {
     pub issuer: String,
     pub audience: String,
     pub development_mode: bool,
+    /// Test hook: interceptors added to every function's DynamoDB client (e.g. to model what
+    /// DynamoDB Local does not, like a lagging index). Lambda never sets them.
+    pub test_dynamodb_interceptors: Vec<aws_sdk_dynamodb::config::SharedInterceptor>,
 }
 
 impl LocalSettings {
@@ -98,6 +101,7 @@ impl LocalSettings {
             issuer: "http://localhost/dev".into(),
             audience: "local-api".into(),
             development_mode: true,
+            test_dynamodb_interceptors: Vec::new(),
         }
     }
 }
@@ -238,7 +242,14 @@ impl LocalStack {
                 )
             })?;
             let env = Env::from_map(local_environment(spec, &template, &settings).into_iter().collect());
-            let platform = Platform::from_env(&env).await.map_err(|e| format!("{}: {e}", spec.logical_id))?;
+            let mut platform = Platform::from_env(&env).await.map_err(|e| format!("{}: {e}", spec.logical_id))?;
+            if !settings.test_dynamodb_interceptors.is_empty() {
+                let mut config = platform.dynamodb.config().to_builder();
+                for interceptor in &settings.test_dynamodb_interceptors {
+                    config.push_interceptor(interceptor.clone());
+                }
+                platform.dynamodb = aws_sdk_dynamodb::Client::from_conf(config.build());
+            }
             let hosted = build(&platform, &env).map_err(|e| format!("{}: {e}", spec.logical_id))?;
             functions.push(HostedFunction { spec: spec.clone(), hosted });
         }

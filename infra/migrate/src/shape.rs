@@ -29,7 +29,9 @@ use super::{owner::Owners, Kind};
 /// is never lost.
 pub const LEGACY_ID: &str = "legacy_id";
 /// The messages table's parent attribute and ordering-index attribute (the sessions function's
-/// `ChildCollection`); the ordering value itself comes from [`ChildStore::order_key`].
+/// `ChildCollection`); the ordering value itself comes from
+/// [`ChildStore::unsequenced_order_key`]: migrated messages carry no `seq`, and list, in legacy
+/// order, before every message the API numbers.
 pub const SESSION_ID: &str = "session_id";
 pub const SESSION_ORDER: &str = "session_order";
 /// DynamoDB's item size limit.
@@ -253,7 +255,7 @@ impl Shaper {
         out.insert(attr::USER_ID.into(), s(&session.owner));
         out.insert(attr::ID.into(), s(&id));
         out.insert(SESSION_ID.into(), s(&session.id));
-        out.insert(SESSION_ORDER.into(), s(&ChildStore::order_key(&session.id, &id)));
+        out.insert(SESSION_ORDER.into(), s(&ChildStore::unsequenced_order_key(&session.id, &id)));
         out.insert("role".into(), s(&role));
         out.insert("content".into(), s(content));
         out.insert(CREATED_AT.into(), s(&format_time(created)));
@@ -427,8 +429,8 @@ pub fn target_id(kind: Kind, legacy: &str) -> String {
     }
 }
 
-/// The target id of a message. Messages are ordered by id inside their session (the ordering
-/// index holds `<session id>#<message id>`), so the id must be time-ordered like the UUIDv7 the
+/// The target id of a message. Migrated messages are ordered by id inside their session (the
+/// ordering index holds `<session id>#<message id>`), so the id must be time-ordered like the UUIDv7 the
 /// API gives new messages: a legacy UUIDv7 is kept, any other id becomes a UUIDv7 made of the
 /// message's `created_at` (to the microsecond) and a hash of its legacy id.
 pub fn message_id(legacy: &str, created: OffsetDateTime) -> String {

@@ -1,7 +1,23 @@
 //! Chat sessions and messages end to end: real handlers, real DynamoDB Local.
 
-use std::collections::HashSet;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
 
+use aws_sdk_dynamodb::{
+    config::{
+        interceptors::{BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextMut},
+        ConfigBag, Intercept, RuntimeComponents, SharedInterceptor,
+    },
+    error::BoxError,
+    operation::{query::QueryOutput, transact_write_items::TransactWriteItemsInput},
+    types::AttributeValue,
+};
 use integration_tests::{Harness, User};
 use serde_json::{json, Value};
 
@@ -175,4 +191,204 @@ async fn message_input_is_validated() {
     }
     assert!(h.list_all(&alice, &url, 10).await.0.is_empty(), "nothing written");
     h.call(Some(&alice), "POST", "/sessions", Some(json!({"title": "t".repeat(201)}))).await.assert_problem(400);
+}
+
+/// What one poller received, in the order it received it.
+type Received = Vec<Value>;
+
+/// Appends `writers * per_writer` messages to one session from `writers` concurrent tasks while
+/// `pollers` clients poll `?after=` in a loop, each until it has them all or `settle` has passed
+/// since the last append. Returns what each writer was answered and what each poller got.
+async fn poll_while_appending(
+    h: Arc<Harness>,
+    user: &User,
+    sid: &str,
+    writers: usize,
+    per_writer: usize,
+    pollers: usize,
+    settle: Duration,
+) -> (Vec<Vec<Value>>, Vec<Received>) {
+    let total = writers * per_writer;
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = format!("/sessions/{sid}/messages");
+    let poller_tasks: Vec<_> = (0..pollers)
+        .map(|p| {
+            let (h, user, url, finished) = (h.clone(), user.clone(), url.clone(), finished.clone());
+            tokio::spawn(async move {
+                let (mut got, mut cursor, mut settled_at) = (Vec::new(), None::<String>, None::<Instant>);
+                while got.len() < total && settled_at.is_none_or(|t| t.elapsed() < settle) {
+                    if settled_at.is_none() && finished.load(std::sync::atomic::Ordering::SeqCst) {
+                        settled_at = Some(Instant::now());
+                    }
+                    // Small pages, so a poll also crosses page boundaries while writes land.
+                    let query = match &cursor {
+                        Some(c) => format!("{url}?limit=7&after={c}"),
+                        None => format!("{url}?limit=7"),
+                    };
+                    let reply = h.call(Some(&user), "GET", &query, None).await;
+                    assert_eq!(reply.status, 200, "poller {p}: {}", reply.text());
+                    let body = reply.json();
+                    got.extend(body["items"].as_array().unwrap().iter().cloned());
+                    if let Some(c) = body["poll_cursor"].as_str() {
+                        cursor = Some(c.to_owned());
+                    }
+                    if body["next_cursor"].is_null() {
+                        tokio::time::sleep(Duration::from_millis(5 + p as u64 * 3)).await;
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let writer_tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (h, user, url) = (h.clone(), user.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for i in 0..per_writer {
+                    let body = json!({"role": "user", "content": format!("w{w}-{i}")});
+                    let r = h.call(Some(&user), "POST", &url, Some(body)).await;
+                    assert_eq!(r.status, 201, "writer {w}: {}", r.text());
+                    answers.push(r.json());
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut written = Vec::new();
+    for task in writer_tasks {
+        written.push(task.await.expect("writer"));
+    }
+    finished.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut received = Vec::new();
+    for task in poller_tasks {
+        received.push(task.await.expect("poller"));
+    }
+    (written, received)
+}
+
+/// Every poller got every written message exactly once, in `seq` order 1..=total.
+#[track_caller]
+fn assert_each_poller_got_everything_once_in_order(written: &[Vec<Value>], received: &[Received]) {
+    let ids = |items: &[Value]| items.iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let sent: HashSet<String> = written.iter().flat_map(|w| ids(w)).collect();
+    let total = sent.len();
+    for (p, got) in received.iter().enumerate() {
+        let got_ids = ids(got);
+        let unique: HashSet<String> = got_ids.iter().cloned().collect();
+        let missed = sent.difference(&unique).count();
+        assert_eq!(missed, 0, "poller {p} never received {missed} of {total} messages");
+        assert_eq!(got_ids.len(), total, "poller {p} received some messages more than once");
+        let seqs: Vec<u64> = got.iter().map(|m| m["seq"].as_u64().expect("seq")).collect();
+        assert_eq!(seqs, (1..=total as u64).collect::<Vec<_>>(), "poller {p}: in seq order, no gap");
+    }
+    // What writers were answered is what pollers see, and one writer's messages keep its order.
+    let by_id: HashMap<&str, &Value> = received[0].iter().map(|m| (m["id"].as_str().unwrap(), m)).collect();
+    for answers in written {
+        for m in answers {
+            assert_eq!(&m["seq"], &by_id[m["id"].as_str().unwrap()]["seq"]);
+        }
+        let seqs: Vec<u64> = answers.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "a writer's messages are ordered: {seqs:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pollers_get_every_message_once_in_order_while_ten_clients_append() {
+    let h = Arc::new(Harness::new().await);
+    let alice = h.user("alice");
+    let sid = session(&h, &alice, "busy").await;
+    let started = Instant::now();
+    let (written, received) =
+        poll_while_appending(h.clone(), &alice, &sid, 10, 10, 2, Duration::from_millis(500)).await;
+    assert_each_poller_got_everything_once_in_order(&written, &received);
+    let (all, _) = h.list_all(&alice, &format!("/sessions/{sid}/messages"), 100).await;
+    assert_eq!(all.len(), 100);
+    let session = h.call(Some(&alice), "GET", &format!("/sessions/{sid}"), None).await.json();
+    assert!(session.get("message_seq").is_none(), "internal attributes stay internal: {session}");
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+/// DynamoDB updates a global secondary index asynchronously, item by item with no order
+/// between items, and a Query on it cannot be consistent; DynamoDB Local updates it at once.
+/// This test-only interceptor models AWS: each message is hidden from index Query results for a
+/// random time (up to `lag`) after it is written.
+#[derive(Clone, Debug)]
+struct LaggingIndex {
+    lag: Duration,
+    visible_at: Arc<Mutex<HashMap<(String, String), Instant>>>,
+    hidden: Arc<AtomicUsize>,
+}
+
+impl LaggingIndex {
+    fn new(lag: Duration) -> Self {
+        Self { lag, visible_at: Arc::default(), hidden: Arc::default() }
+    }
+
+    fn key(item: &HashMap<String, AttributeValue>) -> Option<(String, String)> {
+        match (item.get("user_id"), item.get("id")) {
+            (Some(AttributeValue::S(u)), Some(AttributeValue::S(i))) => Some((u.clone(), i.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl Intercept for LaggingIndex {
+    fn name(&self) -> &'static str {
+        "LaggingIndex"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(input) = context.input().downcast_ref::<TransactWriteItemsInput>() else { return Ok(()) };
+        let mut visible_at = self.visible_at.lock().unwrap();
+        for put in input.transact_items().iter().filter_map(|t| t.put()) {
+            if !put.item().contains_key("session_order") {
+                continue;
+            }
+            let mut random = [0u8; 4];
+            aws_lc_rs::rand::fill(&mut random).unwrap();
+            let delay = self.lag.mul_f64(f64::from(u32::from_le_bytes(random)) / f64::from(u32::MAX));
+            if let Some(key) = Self::key(put.item()) {
+                visible_at.entry(key).or_insert_with(|| Instant::now() + delay);
+            }
+        }
+        Ok(())
+    }
+
+    fn modify_before_completion(
+        &self,
+        context: &mut FinalizerInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(Ok(output)) = context.output_or_error_mut() else { return Ok(()) };
+        let Some(query) = output.downcast_mut::<QueryOutput>() else { return Ok(()) };
+        let Some(items) = query.items.as_mut() else { return Ok(()) };
+        let visible_at = self.visible_at.lock().unwrap();
+        let now = Instant::now();
+        let before = items.len();
+        items.retain(|item| Self::key(item).and_then(|k| visible_at.get(&k)).is_none_or(|t| *t <= now));
+        self.hidden.fetch_add(before - items.len(), Ordering::Relaxed);
+        query.count = items.len() as i32;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pollers_get_every_message_once_in_order_when_the_index_lags_as_on_aws() {
+    let lag = LaggingIndex::new(Duration::from_millis(300));
+    let hook = lag.clone();
+    let h = Arc::new(
+        Harness::with(move |settings| settings.test_dynamodb_interceptors.push(SharedInterceptor::new(hook))).await,
+    );
+    let alice = h.user("alice");
+    let sid = session(&h, &alice, "lagging").await;
+    let (written, received) =
+        poll_while_appending(h.clone(), &alice, &sid, 10, 10, 2, Duration::from_millis(1500)).await;
+    assert!(lag.hidden.load(Ordering::Relaxed) > 0, "the index lagged behind the writes at least once");
+    assert_each_poller_got_everything_once_in_order(&written, &received);
 }
