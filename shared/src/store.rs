@@ -57,12 +57,20 @@ impl Collection {
 }
 
 /// What a conditional write expects of the stored item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
     /// The item must exist (any version).
     Exists,
-    /// The item must exist with exactly this version (from `If-Match`).
-    Version(u64),
+    /// The item must exist with one of these versions (the strong ETags of `If-Match`). Empty
+    /// when no listed tag can be a version of ours: the write then fails as 404 or 412.
+    OneOf(Vec<u64>),
+}
+
+impl Expect {
+    /// The item must exist with exactly this version.
+    pub fn version(version: u64) -> Self {
+        Self::OneOf(vec![version])
+    }
 }
 
 /// The fields an update sets or removes, besides `updated_at` and `version`, which the store
@@ -276,7 +284,7 @@ impl UserStore {
                 .collect();
             expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
         }
-        let mut condition = Self::condition(expect, &mut names, &mut values);
+        let mut condition = Self::condition(&expect, &mut names, &mut values);
         let refusal = changes.guard.map(|guard| {
             names.insert("#guard".to_owned(), guard.attr.to_owned());
             let placeholders: Vec<String> = guard
@@ -306,14 +314,14 @@ impl UserStore {
             .await;
         match result {
             Ok(out) => from_item(out.attributes.ok_or_else(|| ApiError::Internal("update returned no item".into()))?),
-            Err(e) => Err(self.write_error(e, expect, refusal)),
+            Err(e) => Err(self.write_error(e, &expect, refusal)),
         }
     }
 
     /// Deletes the caller's item if it exists (and has the expected version).
     pub async fn delete(&self, who: &Identity, id: &str, expect: Expect) -> Result<(), ApiError> {
         let (mut names, mut values) = (HashMap::new(), HashMap::new());
-        let condition = Self::condition(expect, &mut names, &mut values);
+        let condition = Self::condition(&expect, &mut names, &mut values);
         let result = self
             .client
             .delete_item()
@@ -327,7 +335,7 @@ impl UserStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) => Err(self.write_error(e, expect, None)),
+            Err(e) => Err(self.write_error(e, &expect, None)),
         }
     }
 
@@ -366,14 +374,25 @@ impl UserStore {
     }
 
     /// The condition of a write to an existing item; adds the names and values it uses.
-    fn condition(expect: Expect, names: &mut HashMap<String, String>, values: &mut Item) -> String {
+    fn condition(expect: &Expect, names: &mut HashMap<String, String>, values: &mut Item) -> String {
         names.insert("#id".to_owned(), attr::ID.to_owned());
         match expect {
             Expect::Exists => "attribute_exists(#id)".to_owned(),
-            Expect::Version(v) => {
+            // Fails whether or not the item exists; the failure tells 404 from 412.
+            Expect::OneOf(versions) if versions.is_empty() => {
+                "attribute_exists(#id) AND attribute_not_exists(#id)".to_owned()
+            }
+            Expect::OneOf(versions) => {
                 names.insert("#version".to_owned(), attr::VERSION.to_owned());
-                values.insert(":expected".to_owned(), AttributeValue::N(v.to_string()));
-                "attribute_exists(#id) AND #version = :expected".to_owned()
+                let placeholders: Vec<String> = versions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        values.insert(format!(":expected{i}"), AttributeValue::N(v.to_string()));
+                        format!(":expected{i}")
+                    })
+                    .collect();
+                format!("attribute_exists(#id) AND #version IN ({})", placeholders.join(", "))
             }
         }
     }
@@ -381,7 +400,7 @@ impl UserStore {
     /// A failed condition is a 404 when nothing was there, a 412 when the version differed,
     /// a 409 when a state guard refused. `ReturnValuesOnConditionCheckFailure` returns the old
     /// item, which tells them apart without a second read.
-    fn write_error<E, R>(&self, err: SdkError<E, R>, expect: Expect, refusal: Option<String>) -> ApiError
+    fn write_error<E, R>(&self, err: SdkError<E, R>, expect: &Expect, refusal: Option<String>) -> ApiError
     where
         E: ProvideErrorMetadata + ConditionFailure + std::error::Error + 'static,
         R: std::fmt::Debug,
@@ -396,10 +415,12 @@ impl UserStore {
             _ => None,
         };
         match (expect, refusal) {
-            (Expect::Version(v), _) if stored_version != Some(v) => ApiError::PreconditionFailed(format!(
-                "{} has changed since version {v}: fetch it again and retry",
-                self.collection.noun
-            )),
+            (Expect::OneOf(versions), _) if !stored_version.is_some_and(|v| versions.contains(&v)) => {
+                ApiError::PreconditionFailed(format!(
+                    "If-Match names no current version of the {}: fetch it again and retry",
+                    self.collection.noun
+                ))
+            }
             (_, Some(refusal)) => ApiError::Conflict(refusal),
             _ => self.not_found(),
         }

@@ -224,7 +224,7 @@ pub fn fixtures() -> BTreeMap<String, String> {
 
 /// The API description, as the functions generate it.
 pub fn openapi() -> Value {
-    docs::api_document()
+    openapi_document::api_document()
 }
 
 /// Every operation of the API description as a route key (`GET /canvases/{id}`), with whether

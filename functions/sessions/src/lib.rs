@@ -244,14 +244,14 @@ async fn messages(
     session_id: ItemId<Session>,
     query: QueryParams,
 ) -> Result<Response, ApiError> {
+    // The session must be the caller's and still exist: orphans of an interrupted delete
+    // are never listed. Checked first, so a foreign session is a 404 whatever the query says.
+    area.sessions.get::<Session>(&who, &session_id).await?;
     let cursor = match (query.get("cursor"), query.get("after")) {
         (Some(_), Some(_)) => return Err(ApiError::bad_request("pass either cursor or after, not both")),
         (cursor, after) => cursor.or(after),
     };
     let page = PageRequest::parse(query.get("limit"), cursor)?;
-    // The session must be the caller's and still exist: orphans of an interrupted delete
-    // are never listed.
-    area.sessions.get::<Session>(&who, &session_id).await?;
     let page = area.messages.list::<Message>(&who, &session_id, &page).await?;
     json(StatusCode::OK, &page)
 }
