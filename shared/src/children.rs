@@ -27,7 +27,7 @@ use crate::{
     cursor::{CursorCodec, CursorKey, PageRequest},
     error::ApiError,
     item::Timestamp,
-    store::{attr, batch_delete, dynamo_error, from_item, user_query, HasId, Item, ResumeKey, UserStore},
+    store::{attr, batch_delete, dynamo_error, page_of, user_query, HasId, Item, ResumeKey, UserStore},
 };
 
 /// How long an append keeps retrying when concurrent appends to the same parent take the next
@@ -243,7 +243,7 @@ impl ChildStore {
 
     /// The caller's children of `parent_id`, oldest first, resuming after `page.cursor`. A page
     /// ends before the first sequence number the index does not show yet (see the module).
-    pub async fn list<T: DeserializeOwned>(
+    pub async fn list<T: DeserializeOwned + Serialize>(
         &self,
         who: &Identity,
         parent_id: &str,
@@ -272,7 +272,7 @@ impl ChildStore {
             .await
             .map_err(dynamo_error)?;
         let mut items = out.items.unwrap_or_default();
-        let mut gap = false;
+        let mut more_stored = out.last_evaluated_key.is_some();
         if let Some(end) = items.iter().position(|item| match number(item.get(c.seq_attr)) {
             // Unsequenced (migrated) children were all written before the first sequenced one.
             None => false,
@@ -282,18 +282,17 @@ impl ChildStore {
             }
             Some(_) => true,
         }) {
+            // Nothing past a gap is listable yet: the page ends there.
             items.truncate(end);
-            gap = true;
+            more_stored = false;
         }
-        let more = !gap && (items.len() > page.limit as usize || out.last_evaluated_key.is_some());
-        items.truncate(page.limit as usize);
-        let poll_cursor = match items.last() {
+        let page_read = page_of(items, page.limit, more_stored, |i| self.strip(i))?;
+        let poll_cursor = match &page_read.last {
             Some(last) => Some(self.cursors.encode(&scope, who, &resume.of(last))),
             None => page.cursor.clone(),
         };
-        let next_cursor = if more { poll_cursor.clone() } else { None };
-        let items = items.into_iter().map(|i| self.strip(i)).map(from_item).collect::<Result<Vec<T>, _>>()?;
-        Ok(ChildPage { items, next_cursor, poll_cursor })
+        let next_cursor = if page_read.more { poll_cursor.clone() } else { None };
+        Ok(ChildPage { items: page_read.items, next_cursor, poll_cursor })
     }
 
     /// Deletes every child of `parent_id`. Idempotent: a retry after an interruption removes

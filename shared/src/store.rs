@@ -358,19 +358,13 @@ impl UserStore {
             .send()
             .await
             .map_err(dynamo_error)?;
-        let mut items = out.items.unwrap_or_default();
-        let more = items.len() > page.limit as usize || out.last_evaluated_key.is_some();
-        items.truncate(page.limit as usize);
-        let mut typed = items.iter().cloned().map(from_item).collect::<Result<Vec<T>, _>>()?;
-        let fit = crate::budget::fitting(&typed);
-        let more = more || fit < typed.len();
-        typed.truncate(fit);
+        let page = page_of(out.items.unwrap_or_default(), page.limit, out.last_evaluated_key.is_some(), |i| i)?;
         // Resume after the last item returned (DynamoDB may also have stopped at its 1 MB page).
-        let next_cursor = match (more, fit) {
-            (true, 1..) => Some(self.cursors.encode(c.scope, who, &resume.of(&items[fit - 1]))),
+        let next_cursor = match (page.more, &page.last) {
+            (true, Some(last)) => Some(self.cursors.encode(c.scope, who, &resume.of(last))),
             _ => None,
         };
-        Ok(Page { items: typed, next_cursor })
+        Ok(Page { items: page.items, next_cursor })
     }
 
     /// The condition of a write to an existing item; adds the names and values it uses.
@@ -425,6 +419,35 @@ impl UserStore {
             _ => self.not_found(),
         }
     }
+}
+
+/// What one page returns of the items a Query read.
+pub(crate) struct PageOf<T> {
+    pub items: Vec<T>,
+    /// The stored item of the last one returned: where the next page resumes.
+    pub last: Option<Item>,
+    /// Whether items remain after it.
+    pub more: bool,
+}
+
+/// The page of `items` (read with one more than `limit`, so a surplus tells that more exist):
+/// at most `limit` of them, and only as many as fit Lambda's response (`budget`), each shown
+/// through `view`. `more_stored`: DynamoDB stopped before the end (its 1 MB page).
+pub(crate) fn page_of<T: DeserializeOwned + Serialize>(
+    mut items: Vec<Item>,
+    limit: u32,
+    more_stored: bool,
+    view: impl Fn(Item) -> Item,
+) -> Result<PageOf<T>, ApiError> {
+    let limit = limit as usize;
+    let mut more = more_stored || items.len() > limit;
+    items.truncate(limit);
+    let mut typed = items.iter().cloned().map(view).map(from_item).collect::<Result<Vec<T>, _>>()?;
+    let fit = crate::budget::fitting(&typed);
+    more |= fit < typed.len();
+    typed.truncate(fit);
+    items.truncate(fit);
+    Ok(PageOf { items: typed, last: items.pop(), more })
 }
 
 /// A Query on the caller's partition: `#uid`/`:uid` are bound to the identity's user id, and
