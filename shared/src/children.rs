@@ -404,8 +404,8 @@ fn children_since(parent_id: &str) -> Option<String> {
         return None;
     }
     let (seconds, nanos) = parent.get_timestamp()?.to_unix();
-    let millis = (u128::from(seconds) * 1000 + u128::from(nanos) / 1_000_000)
-        .saturating_sub(CLOCK_MARGIN.as_millis()) as u64;
+    let millis =
+        (u128::from(seconds) * 1000 + u128::from(nanos) / 1_000_000).saturating_sub(CLOCK_MARGIN.as_millis()) as u64;
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
     bytes[6] = 0x70; // version 7, the rest of the random bits zero

@@ -361,3 +361,64 @@ async fn users_named_dot_and_dot_dot_keep_their_files_under_their_own_prefix() {
         assert!(!get(&download).await.0.is_success(), "the object is gone");
     }
 }
+
+/// Whether `who`'s object `name` is gone within `bound` (the upload cleanup runs on S3's
+/// notification, after the PUT has answered).
+async fn gone_within(objects: &UserObjects, who: &Identity, name: &str, bound: Duration) -> bool {
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        if objects.stat(who, name).await.unwrap().is_none() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An upload URL cannot be revoked: S3 accepts a PUT through one until it expires, also after
+/// its file was deleted, or the whole account. The bytes must not stay: S3's ObjectCreated
+/// notification (raised locally by the local S3 server, as the template subscribes it) runs the
+/// upload cleanup, which deletes objects without a file record. Uploads with a record, pending
+/// or completed at once, stay.
+#[tokio::test]
+async fn bytes_uploaded_after_their_file_or_account_was_deleted_do_not_stay() {
+    let h = Harness::new().await;
+    let objects = objects(&h);
+    let bound = Duration::from_secs(10);
+    let bytes = b"bytes that come too late".to_vec();
+
+    // DELETE /files/{id}, then a PUT through the upload URL issued for it.
+    let alice = h.user("alice");
+    let alice_is = identity(&h, &alice).await;
+    let created = announce(&h, &alice, "late.png", &bytes).await;
+    let late = created["file"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(h.call(Some(&alice), "DELETE", &format!("/files/{late}"), None).await.status, 204);
+    assert_eq!(put(&created["upload"], bytes.clone()).await, StatusCode::OK, "S3 takes it: the URL is valid");
+    assert!(gone_within(&objects, &alice_is, &late, bound).await, "the bytes of a deleted file stayed");
+
+    // Meanwhile, uploads that have their record: one completed at once, one still pending.
+    let (ready, _, download) = stored(&h, &alice, "ready.png", b"ready bytes").await;
+    let pending = announce(&h, &alice, "pending.png", b"pending bytes").await;
+    let pending_id = pending["file"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(put(&pending["upload"], b"pending bytes".to_vec()).await, StatusCode::OK);
+
+    // DELETE /me, then a PUT through an upload URL issued before it.
+    let bob = h.user("bob");
+    let bob_is = identity(&h, &bob).await;
+    let created = announce(&h, &bob, "after-me.png", &bytes).await;
+    let orphan = created["file"]["id"].as_str().unwrap().to_owned();
+    let deleted = h.call(Some(&bob), "DELETE", "/me", None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert_eq!(put(&created["upload"], bytes.clone()).await, StatusCode::OK, "S3 takes it: the URL is valid");
+    assert!(gone_within(&objects, &bob_is, &orphan, bound).await, "a deleted user's bytes are back in the bucket");
+
+    // Notifications are handled in the order the objects were created, so alice's two uploads'
+    // were handled before bob's: they stayed.
+    assert_eq!(get(&download).await, (StatusCode::OK, b"ready bytes".to_vec()), "a completed upload stays");
+    assert!(objects.stat(&alice_is, &pending_id).await.unwrap().is_some(), "a pending upload stays");
+    let done = h.call(Some(&alice), "POST", &format!("/files/{pending_id}/complete"), None).await;
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_eq!(h.call(Some(&alice), "GET", &format!("/files/{ready}"), None).await.json()["status"], "ready");
+}
