@@ -613,9 +613,9 @@ mod tests {
                 "sessions",
                 "workflows",
                 "files",
+                "files-upload-cleanup",
                 "account",
                 "docs",
-                "files-upload-cleanup",
                 "realtime-authorizer",
                 "realtime",
                 "realtime-push"
