@@ -29,8 +29,7 @@ use serde::Serialize;
 
 use crate::{auth::Identity, error::ApiError};
 
-/// Where every user's prefix lives (the template's upload notifications and lifecycle rules
-/// name it too).
+/// Where every user's prefix lives (the template's upload notifications filter on it too).
 pub const USERS_PREFIX: &str = "users/";
 
 /// A presigned request the client makes itself, straight to S3.
