@@ -156,14 +156,17 @@ impl Creation {
 const EVENT_KEY: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b' ');
 
+fn event_key(key: &str) -> String {
+    percent_encoding::utf8_percent_encode(key, EVENT_KEY).to_string().replace(' ', "+")
+}
+
 impl Notifications {
     fn record(&self, created: Creation, headers: &http::HeaderMap) {
         let mut records = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let etag = headers.get("etag").and_then(|v| v.to_str().ok()).map(|e| e.trim_matches('"').to_owned());
         let now = time::OffsetDateTime::now_utc();
         let event_time = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        let key = percent_encoding::utf8_percent_encode(&created.key, EVENT_KEY).to_string().replace(' ', "+");
-        let mut object = json!({"key": key, "sequencer": format!("{:016X}", records.len() + 1)});
+        let mut object = json!({"key": event_key(&created.key), "sequencer": format!("{:016X}", records.len() + 1)});
         if let Some(size) = created.size {
             object["size"] = json!(size);
         }
@@ -212,5 +215,18 @@ impl Drop for S3Local {
     fn drop(&mut self) {
         self.server.abort();
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_are_encoded_as_s3_does_and_decode_back() {
+        assert_eq!(event_key("users/a%2Eb/f c+"), "users/a%252Eb/f+c%2B");
+        for key in ["users/alice/f", "users/a%2Eb/f", "users/x%20y%C3%A9/f", "a b/é+~*"] {
+            assert_eq!(shared::objects::decode_event_key(&event_key(key)).as_deref(), Some(key));
+        }
     }
 }
