@@ -87,7 +87,13 @@ impl Platform {
     pub fn store(&self, collection: crate::store::Collection) -> Result<crate::store::UserStore, ConfigError> {
         let profiles =
             self.profiles.clone().ok_or_else(|| ConfigError::Missing(crate::owned::PROFILE_TABLE.env.into()))?;
-        Ok(crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone(), profiles))
+        Ok(crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone(), Some(profiles)))
+    }
+
+    /// A repository for a function that only looks items up (and may delete them), never
+    /// creates: it needs no profile table, and a create through it fails.
+    pub fn reader(&self, collection: crate::store::Collection) -> crate::store::UserStore {
+        crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone(), None)
     }
 
     /// A client for the API Gateway Management API of a WebSocket API (`endpoint` is

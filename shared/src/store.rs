@@ -155,12 +155,13 @@ pub struct UserStore {
     client: Client,
     collection: Collection,
     cursors: CursorCodec,
-    /// The profile table, whose item carries the account's deletion tombstone.
-    profiles: String,
+    /// The profile table, whose item carries the account's deletion tombstone; `None` for a
+    /// store that never creates (see [`Platform::reader`](crate::Platform::reader)).
+    profiles: Option<String>,
 }
 
 impl UserStore {
-    pub fn new(client: Client, collection: Collection, cursors: CursorCodec, profiles: String) -> Self {
+    pub fn new(client: Client, collection: Collection, cursors: CursorCodec, profiles: Option<String>) -> Self {
         Self { client, collection, cursors, profiles }
     }
 
@@ -169,8 +170,11 @@ impl UserStore {
     /// `DELETE /me`, so a create either lands before the tombstone (and the sweep that follows
     /// it finds the item) or is refused; none slips in behind the sweep.
     pub fn account_guard(&self, who: &Identity) -> Result<TransactWriteItem, ApiError> {
+        let profiles = self.profiles.as_deref().ok_or_else(|| {
+            ApiError::Internal("this store only reads: it has no profile table to guard creates".into())
+        })?;
         let check = ConditionCheck::builder()
-            .table_name(&self.profiles)
+            .table_name(profiles)
             .key(attr::USER_ID, AttributeValue::S(who.user_id().to_owned()))
             .condition_expression("attribute_not_exists(#deleted_at) OR #deleted_at < :issued_at")
             .expression_attribute_names("#deleted_at", attr::DELETED_AT)

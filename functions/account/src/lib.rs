@@ -89,8 +89,11 @@ async fn delete(State(area): State<Arc<Account>>, who: Identity) -> Result<Respo
     // The tombstone first: creates racing the deletion are refused from here on, so the sweeps
     // below cannot be outrun.
     let tombstone = area.partition.begin_deletion(&who).await?;
-    let objects = area.objects.delete_all(&who).await?;
     let mut deleted = area.partition.delete_all(&who, tombstone).await?;
+    // The objects after the file records: an upload still arriving through a URL issued before
+    // is either deleted here or, its record gone, by the upload cleanup (files-upload-cleanup).
+    // The other way round, one landing between the two would find its record and stay.
+    let objects = area.objects.delete_all(&who).await?;
     deleted.insert("object", objects);
     json(StatusCode::OK, &Deleted { deleted })
 }

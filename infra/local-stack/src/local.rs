@@ -59,6 +59,7 @@ fn builder(binary: &str) -> Option<Builder> {
         "sessions" => Some(hosted::<sessions::Sessions>),
         "workflows" => Some(hosted::<workflows::Workflows>),
         "files" => Some(hosted::<files::Files>),
+        "files-upload-cleanup" => Some(hosted_events::<files::UploadCleanup>),
         "account" => Some(hosted::<account::Account>),
         "docs" => Some(hosted::<docs::Docs>),
         "realtime-authorizer" => Some(hosted_events::<realtime::Authorizer>),
