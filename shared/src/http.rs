@@ -201,8 +201,17 @@ fn form_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError>
         .collect()
 }
 
-/// `limit` (1-100, default 20) and `cursor` from the query string.
+/// `limit` (1-100, default 20) and `cursor` from the query string; `params(Paging)` in a
+/// handler's `#[utoipa::path]` documents them.
 pub struct Paging(pub PageRequest);
+
+impl utoipa::IntoParams for Paging {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        serde_json::from_value(crate::resource::paging_parameters()).expect("the paging parameters are OpenAPI")
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Paging {
     type Rejection = ApiError;

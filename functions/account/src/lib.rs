@@ -65,8 +65,7 @@ pub struct ExportPage {
 /// Everything the caller owns, a page at a time (follow `next_cursor` to the end).
 #[utoipa::path(get, path = "/me/export", tag = "account", operation_id = "export_me",
     params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (1-100, default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        Paging,
     ),
     responses((status = 200, description = "One page of the caller's data", body = ExportPage)))]
 async fn export(State(area): State<Arc<Account>>, who: Identity, Paging(page): Paging) -> Result<Response, ApiError> {

@@ -170,8 +170,7 @@ async fn create(
 /// The caller's files, newest first.
 #[utoipa::path(get, path = "/files", tag = "files", operation_id = "list_files",
     params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (1-100, default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        Paging,
     ),
     responses((status = 200, description = "One page", body = FilePage)))]
 async fn list(State(area): State<Arc<Files>>, who: Identity, Paging(page): Paging) -> Result<Response, ApiError> {

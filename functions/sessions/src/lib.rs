@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use shared::{
     children::{ChildCollection, ChildStore},
     cursor::PageRequest,
-    http::{json, ItemId, JsonBody, Noun, QueryParams, RequestBody},
+    http::{json, ItemId, JsonBody, Noun, Paging, QueryParams, RequestBody},
     item::{check_text, NewRecord, Text},
     resource::{self, Resource, Stores},
     store::{Changes, Collection, Expect, HasId, UserStore},
@@ -233,8 +233,7 @@ async fn append(
 #[utoipa::path(get, path = "/sessions/{id}/messages", tag = "sessions", operation_id = "list_messages",
     params(
         ("id" = String, Path, format = Uuid, description = "The session's id"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (1-100, default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        Paging,
         ("after" = Option<String>, Query, description = "Poll: only messages after this cursor (the last page's `next_cursor`)"),
     ),
     responses((status = 200, description = "One page of messages", body = MessagePage)))]
