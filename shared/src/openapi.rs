@@ -9,6 +9,7 @@ use utoipa::openapi::OpenApi;
 const PROBLEMS: &[(&str, &str)] = &[
     ("400", "Bad input: malformed JSON, unknown or protected fields, invalid values, paging or cursor"),
     ("401", "No valid bearer token"),
+    ("403", "The caller's role in the organization or project does not allow this"),
     ("404", "Not found, or not the caller's"),
     ("409", "Conflicts with the current state"),
     ("412", "If-Match names a version that is not current"),
@@ -49,11 +50,12 @@ pub fn document(areas: impl IntoIterator<Item = OpenApi>) -> Value {
     link_created_items(&mut doc["paths"]);
     require_a_change_in_patches(&mut doc);
     if let Some(paths) = doc["paths"].as_object_mut() {
-        for item in paths.values_mut() {
+        for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else { continue };
+            let team = path.starts_with("/orgs") || path.starts_with("/projects/");
             for (method, operation) in item.iter_mut() {
                 if is_method(method) {
-                    finish_operation(method, operation);
+                    finish_operation(method, operation, team);
                 }
             }
         }
@@ -110,7 +112,7 @@ fn is_method(name: &str) -> bool {
 
 /// Public operations say `security: [{}]` or `[]` where declared; every other one needs the
 /// bearer token and may answer the pipeline's problems.
-fn finish_operation(method: &str, operation: &mut Value) {
+fn finish_operation(method: &str, operation: &mut Value, team: bool) {
     let public =
         operation["security"].as_array().is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(Map::is_empty)));
     if public {
@@ -125,6 +127,8 @@ fn finish_operation(method: &str, operation: &mut Value) {
         let applies = match *status {
             "409" | "412" => writes,
             "413" | "415" => has_body,
+            // Only a role can refuse: routes of organizations and projects.
+            "403" => team,
             _ => true,
         };
         if applies && !responses.contains_key(*status) {

@@ -29,6 +29,10 @@ pub struct Platform {
     /// The profile table (`USERS_TABLE`), which every store checks a create against; only
     /// functions that create items have it.
     profiles: Option<String>,
+    /// Teams' tables, for functions with project or organization routes.
+    pub teams: Option<Arc<crate::teams::Teams>>,
+    /// The projects table, which creates in a project check.
+    projects: Option<String>,
     /// AWS settings: from the environment, or fixed local ones when every service this
     /// process uses has a local endpoint.
     #[cfg_attr(not(any(feature = "s3", feature = "realtime")), allow(dead_code))]
@@ -53,7 +57,9 @@ impl Platform {
         dynamodb.set_endpoint_url(dynamodb_endpoint);
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
         let profiles = env.optional(crate::owned::PROFILE_TABLE.env);
-        Ok(Self { verifier, dynamodb, cursors, development_mode, profiles, sdk_config, s3_endpoint })
+        let teams = crate::teams::Teams::from_env(dynamodb.clone(), env, cursors.clone())?.map(Arc::new);
+        let projects = env.optional("PROJECTS_TABLE");
+        Ok(Self { verifier, dynamodb, cursors, development_mode, profiles, teams, projects, sdk_config, s3_endpoint })
     }
 
     /// Opens the DynamoDB connection during the cold start instead of on the first request:
@@ -87,7 +93,13 @@ impl Platform {
     pub fn store(&self, collection: crate::store::Collection) -> Result<crate::store::UserStore, ConfigError> {
         let profiles =
             self.profiles.clone().ok_or_else(|| ConfigError::Missing(crate::owned::PROFILE_TABLE.env.into()))?;
-        Ok(crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone(), profiles))
+        Ok(crate::store::UserStore::new(
+            self.dynamodb.clone(),
+            collection,
+            self.cursors.clone(),
+            profiles,
+            self.projects.clone(),
+        ))
     }
 
     /// A client for the API Gateway Management API of a WebSocket API (`endpoint` is
@@ -168,6 +180,7 @@ pub trait Area: Send + Sync + Sized + 'static {
 pub fn router<A: Area>(area: A, platform: &Platform) -> Router {
     let router: Router<Arc<A>> = A::routes().into();
     crate::http::app(router.with_state(Arc::new(area)), platform.verifier.clone())
+        .layer(axum::Extension(platform.teams.clone()))
 }
 
 /// The OpenAPI description of an area's routes (no clients needed).
