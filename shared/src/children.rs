@@ -342,10 +342,15 @@ impl ChildStore {
         space: &Space,
         parent_id: &str,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        user_query(&self.client, &self.collection.table, &space.partition(), "#uid = :uid AND begins_with(#order, :parent)")
-            .index_name(self.collection.index)
-            .expression_attribute_names("#order", self.collection.order_attr)
-            .expression_attribute_values(":parent", AttributeValue::S(Self::unsequenced_order_key(parent_id, "")))
+        user_query(
+            &self.client,
+            &self.collection.table,
+            &space.partition(),
+            "#uid = :uid AND begins_with(#order, :parent)",
+        )
+        .index_name(self.collection.index)
+        .expression_attribute_names("#order", self.collection.order_attr)
+        .expression_attribute_values(":parent", AttributeValue::S(Self::unsequenced_order_key(parent_id, "")))
     }
 }
 

@@ -19,9 +19,7 @@ use std::{
 };
 
 use aws_sdk_dynamodb::{
-    types::{
-        AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
-    },
+    types::{AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update},
     Client,
 };
 use axum::{extract::FromRequestParts, http::request::Parts};
@@ -37,8 +35,7 @@ use crate::{
     item::{self, Timestamp},
     owned::{self, NamedTable, Retention},
     store::{
-        attr, batch_delete, cancellation_reasons, dynamo_error, project_partition, user_query, Expect, Item,
-        Space,
+        attr, batch_delete, cancellation_reasons, dynamo_error, project_partition, user_query, Expect, Item, Space,
     },
 };
 
@@ -463,18 +460,16 @@ impl Teams {
                 let scope = key.get(SCOPE).filter(|v| v.starts_with(prefix)).ok_or_else(|| {
                     ApiError::bad_request("cursor is invalid: pass back the `next_cursor` of a previous page unchanged")
                 })?;
-                Some(Item::from([
-                    (SCOPE.to_owned(), s(scope.as_str())),
-                    (attr::USER_ID.to_owned(), s(who.user_id())),
-                ]))
+                Some(Item::from([(SCOPE.to_owned(), s(scope.as_str())), (attr::USER_ID.to_owned(), s(who.user_id()))]))
             }
         };
-        let mut query = user_query(&self.client, &self.memberships, who.user_id(), "#uid = :uid AND begins_with(#scope, :prefix)")
-            .index_name(MY_SCOPES_INDEX)
-            .expression_attribute_names("#scope", SCOPE)
-            .expression_attribute_values(":prefix", s(prefix))
-            .limit(page.limit as i32)
-            .set_exclusive_start_key(start);
+        let mut query =
+            user_query(&self.client, &self.memberships, who.user_id(), "#uid = :uid AND begins_with(#scope, :prefix)")
+                .index_name(MY_SCOPES_INDEX)
+                .expression_attribute_names("#scope", SCOPE)
+                .expression_attribute_values(":prefix", s(prefix))
+                .limit(page.limit as i32)
+                .set_exclusive_start_key(start);
         if let Some(org) = org_filter {
             query = query
                 .filter_expression("#org = :org")
@@ -482,9 +477,11 @@ impl Teams {
                 .expression_attribute_values(":org", s(org));
         }
         let out = query.send().await.map_err(dynamo_error)?;
-        let next = out.last_evaluated_key.as_ref().and_then(|k| text(k, SCOPE)).map(|scope| {
-            self.cursors.encode(list, who, &CursorKey::from([(SCOPE.to_owned(), scope.to_owned())]))
-        });
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|k| text(k, SCOPE))
+            .map(|scope| self.cursors.encode(list, who, &CursorKey::from([(SCOPE.to_owned(), scope.to_owned())])));
         Ok((out.items.unwrap_or_default(), next))
     }
 
@@ -637,12 +634,15 @@ impl Teams {
                 });
                 match old {
                     None => Err(dynamo_error(e)),
-                    Some(Some(old)) if !old.contains_key(attr::DELETING_AT) => Err(ApiError::PreconditionFailed(
-                        format!("{noun} has changed since version {}: fetch it again and retry", match expect {
-                            Expect::Version(v) => v,
-                            Expect::Exists => 0,
-                        }),
-                    )),
+                    Some(Some(old)) if !old.contains_key(attr::DELETING_AT) => {
+                        Err(ApiError::PreconditionFailed(format!(
+                            "{noun} has changed since version {}: fetch it again and retry",
+                            match expect {
+                                Expect::Version(v) => v,
+                                Expect::Exists => 0,
+                            }
+                        )))
+                    }
                     Some(_) => Err(ApiError::NotFound(noun)),
                 }
             }
@@ -787,7 +787,9 @@ impl Teams {
             .expression_attribute_names("#owners", OWNER_COUNT)
             .expression_attribute_values(":delta", n(delta));
         update = if delta < 0 {
-            update.condition_expression("attribute_exists(#id) AND #owners > :one").expression_attribute_values(":one", n(1))
+            update
+                .condition_expression("attribute_exists(#id) AND #owners > :one")
+                .expression_attribute_values(":one", n(1))
         } else {
             update.condition_expression("attribute_exists(#id)")
         };
@@ -859,7 +861,8 @@ impl Teams {
                     .condition_expression(condition)
                     .expression_attribute_names("#scope", SCOPE);
                 if let Some(v) = value {
-                    delete = delete.expression_attribute_names("#role", ROLE).expression_attribute_values(":current", v);
+                    delete =
+                        delete.expression_attribute_names("#role", ROLE).expression_attribute_values(":current", v);
                 }
                 TransactWriteItem::builder().delete(delete.build().map_err(internal)?).build()
             }
@@ -1055,8 +1058,10 @@ impl Teams {
             .expression_attribute_values(":minus", n(-1))
             .build()
             .map_err(internal)?;
-        let items =
-            vec![TransactWriteItem::builder().delete(delete).build(), TransactWriteItem::builder().update(count).build()];
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
         match self.transact(items).await {
             // Already gone (a concurrent deletion finished it): nothing left to do.
             Ok(()) | Err(_) => Ok(()),
@@ -1105,8 +1110,12 @@ impl Teams {
                 .send()
                 .await
                 .map_err(dynamo_error)?;
-            let ids: Vec<String> =
-                projects.items.unwrap_or_default().iter().filter_map(|p| text(p, attr::ID).map(str::to_owned)).collect();
+            let ids: Vec<String> = projects
+                .items
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| text(p, attr::ID).map(str::to_owned))
+                .collect();
             if ids.is_empty() {
                 if started.elapsed() > std::time::Duration::from_secs(20) {
                     return Err(ApiError::Unavailable("projects are still being listed: repeat the deletion".into()));

@@ -10,7 +10,7 @@ use shared::{
     http::{json, no_content, with_location, IfMatch, ItemId, JsonBody, Noun, Paging, RequestBody},
     item::{NewRecord, Text},
     objects::{Presigned, UserObjects},
-    store::{Changes, Collection, Expect, HasId, UserStore},
+    store::{Changes, Collection, Expect, HasId, Space, UserStore},
     ApiError, Area, ConfigError, Env, Identity, Platform,
 };
 use utoipa::ToSchema;
@@ -149,7 +149,7 @@ async fn create(
         updated_at: new.updated_at,
         version: new.version,
     };
-    area.store.create(&who, &file).await?;
+    area.store.create(&Space::personal(&who), &file).await?;
     let upload = area.objects.upload_url(&who, &file.id, &file.content_type, file.size, UPLOAD_URL_TTL).await?;
     let location = format!("/files/{}", file.id);
     let response = json(StatusCode::CREATED, &Created { id: file.id.clone(), file, upload })?;
@@ -164,7 +164,7 @@ async fn create(
     ),
     responses((status = 200, description = "One page", body = FilePage)))]
 async fn list(State(area): State<Arc<Files>>, who: Identity, Paging(page): Paging) -> Result<Response, ApiError> {
-    json(StatusCode::OK, &area.store.list::<File>(&who, &page).await?)
+    json(StatusCode::OK, &area.store.list::<File>(&Space::personal(&who), &page).await?)
 }
 
 /// A page of files.
@@ -180,7 +180,7 @@ pub struct FilePage {
     params(("id" = Uuid, Path, description = "The file's id")),
     responses((status = 200, description = "The file", body = WithDownload)))]
 async fn get(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File>) -> Result<Response, ApiError> {
-    let file: File = area.store.get(&who, &id).await?;
+    let file: File = area.store.get(&Space::personal(&who), &id).await?;
     let download = match file.status.as_str() {
         status::READY => Some(area.objects.download_url(&who, &id, DOWNLOAD_URL_TTL).await?),
         _ => None,
@@ -193,7 +193,7 @@ async fn get(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File>) ->
     params(("id" = Uuid, Path, description = "The file's id")),
     responses((status = 200, description = "The ready file", body = File)))]
 async fn complete(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File>) -> Result<Response, ApiError> {
-    let file: File = area.store.get(&who, &id).await?;
+    let file: File = area.store.get(&Space::personal(&who), &id).await?;
     if file.status == status::READY {
         return Err(ApiError::Conflict("the upload is already complete".into()));
     }
@@ -215,7 +215,7 @@ async fn complete(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File
         &[status::PENDING],
         "the upload is already complete",
     );
-    let file: File = area.store.update(&who, &id, Expect::Exists, changes).await?;
+    let file: File = area.store.update(&Space::personal(&who), &id, Expect::Exists, changes).await?;
     json(StatusCode::OK, &file)
 }
 
@@ -230,7 +230,7 @@ async fn delete(
     id: ItemId<File>,
     IfMatch(expect): IfMatch,
 ) -> Result<Response, ApiError> {
-    area.store.delete(&who, &id, expect).await?;
+    area.store.delete(&Space::personal(&who), &id, expect).await?;
     // After the metadata: if this fails, the object is an orphan inside the user's own
     // prefix, which account deletion removes.
     area.objects.delete(&who, &id).await?;
