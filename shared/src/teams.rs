@@ -1160,7 +1160,7 @@ impl Teams {
 /// The space a workspace route acts in, checked for permission `P`: the caller's personal
 /// space on personal routes, or the project of the path's `{project_id}` when the caller's
 /// membership allows `P` (404 for non-members, 403 for a role without `P`).
-pub struct Authorized<P>(pub Space, PhantomData<P>);
+pub struct Authorized<P>(pub Space, pub PhantomData<P>);
 
 impl<P> std::ops::Deref for Authorized<P> {
     type Target = Space;
@@ -1198,7 +1198,7 @@ impl<S: Send + Sync, P: Permission> FromRequestParts<S> for Authorized<P> {
 }
 
 /// The path's project, the caller's access to it checked for permission `P`.
-pub struct InProject<P>(pub ProjectAccess, PhantomData<P>);
+pub struct InProject<P>(pub ProjectAccess, pub PhantomData<P>);
 
 impl<P: Permission> InProject<P> {
     async fn resolve(parts: &Parts, who: &Identity, project_id: &str) -> Result<ProjectAccess, ApiError> {
@@ -1223,7 +1223,7 @@ impl<S: Send + Sync, P: Permission> FromRequestParts<S> for InProject<P> {
 }
 
 /// The path's organization, the caller's access to it checked for permission `P`.
-pub struct InOrg<P>(pub OrgAccess, PhantomData<P>);
+pub struct InOrg<P>(pub OrgAccess, pub PhantomData<P>);
 
 impl<S: Send + Sync, P: Permission> FromRequestParts<S> for InOrg<P> {
     type Rejection = ApiError;
@@ -1250,5 +1250,21 @@ impl<S: Send + Sync> FromRequestParts<S> for TeamsService {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         teams(parts).map(Self)
+    }
+}
+
+/// The `{user_id}` of a member route: a user id as tokens carry it (1-256 characters, no
+/// control characters); anything else names nobody, a 404.
+pub struct MemberId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for MemberId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let user = path_param(parts, state, "user_id").await.unwrap_or_default();
+        if user.is_empty() || user.len() > 256 || user.chars().any(char::is_control) {
+            return Err(ApiError::NotFound("member"));
+        }
+        Ok(Self(user))
     }
 }

@@ -31,6 +31,7 @@ pub fn api_document() -> Value {
         openapi::<workflows::Workflows>(),
         openapi::<files::Files>(),
         openapi::<account::Account>(),
+        openapi::<orgs::Orgs>(),
         openapi::<Docs>(),
     ])
 }

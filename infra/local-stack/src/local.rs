@@ -60,6 +60,7 @@ fn builder(binary: &str) -> Option<Builder> {
         "workflows" => Some(hosted::<workflows::Workflows>),
         "files" => Some(hosted::<files::Files>),
         "account" => Some(hosted::<account::Account>),
+        "orgs" => Some(hosted::<orgs::Orgs>),
         "docs" => Some(hosted::<docs::Docs>),
         "realtime-authorizer" => Some(hosted_events::<realtime::Authorizer>),
         "realtime" => Some(hosted_events::<realtime::Routes>),
