@@ -773,7 +773,7 @@ impl Teams {
     fn unchanged(current: Option<Role>) -> (String, Option<AttributeValue>) {
         match current {
             None => ("attribute_not_exists(#scope)".to_owned(), None),
-            Some(role) => ("#role = :current".to_owned(), Some(s(role.as_str()))),
+            Some(role) => ("attribute_exists(#scope) AND #role = :current".to_owned(), Some(s(role.as_str()))),
         }
     }
 
