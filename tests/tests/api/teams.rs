@@ -492,3 +492,12 @@ async fn subjects_that_look_like_a_project_partition_are_refused() {
         User { token: h.stack.token(&format!("project#{}", team.project)), id: format!("project#{}", team.project) };
     h.call(Some(&impostor), "GET", "/canvases", None).await.assert_problem(401);
 }
+
+#[test]
+fn the_readme_shows_the_permission_matrix() {
+    let readme = std::fs::read_to_string(local_stack::workspace_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&shared::access::matrix_markdown()),
+        "README.md's matrix differs from shared::access::MATRIX"
+    );
+}
