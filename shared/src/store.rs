@@ -674,3 +674,20 @@ where
         _ => ApiError::Internal(format!("{err:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_project_space_has_its_own_partition_and_cursor_scope() {
+        let alice = Identity::for_tests("alice");
+        let personal = Space::personal(&alice);
+        let project = Space::project(&alice, "p1");
+        assert_eq!(personal.partition(), "alice");
+        assert_eq!(project.partition(), "project#p1");
+        assert_eq!(personal.cursor_scope("canvases"), "canvases", "personal cursors keep their scope");
+        assert_ne!(project.cursor_scope("canvases"), Space::project(&alice, "p2").cursor_scope("canvases"));
+        assert_eq!(project.caller(), &alice);
+    }
+}
