@@ -57,9 +57,26 @@ impl Platform {
         dynamodb.set_endpoint_url(dynamodb_endpoint);
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
         let profiles = env.optional(crate::owned::PROFILE_TABLE.env);
-        let teams = crate::teams::Teams::from_env(dynamodb.clone(), env, cursors.clone())?.map(Arc::new);
+        let teams = crate::teams::Teams::from_env(dynamodb.clone(), env, cursors.clone())?;
         let projects = env.optional("PROJECTS_TABLE");
-        Ok(Self { verifier, dynamodb, cursors, development_mode, profiles, teams, projects, sdk_config, s3_endpoint })
+        let mut platform = Self {
+            verifier,
+            dynamodb,
+            cursors,
+            development_mode,
+            profiles,
+            teams: None,
+            projects,
+            sdk_config,
+            s3_endpoint,
+        };
+        #[cfg(feature = "s3")]
+        let teams = teams.map(|t| {
+            let objects = env.optional("FILES_BUCKET").map(|b| crate::objects::UserObjects::new(platform.s3(), b));
+            t.with_objects(objects)
+        });
+        platform.teams = teams.map(Arc::new);
+        Ok(platform)
     }
 
     /// Opens the DynamoDB connection during the cold start instead of on the first request:

@@ -234,6 +234,9 @@ pub struct Teams {
     /// The workspace tables a project's deletion sweeps (the organizations function's).
     workspace: Vec<NamedTable>,
     profiles: Option<String>,
+    /// The files bucket, whose `projects/<id>/` prefix a project's deletion empties.
+    #[cfg(feature = "s3")]
+    objects: Option<crate::objects::UserObjects>,
 }
 
 impl Teams {
@@ -258,7 +261,16 @@ impl Teams {
             org_of: Mutex::new(HashMap::new()),
             workspace,
             profiles: env.optional(owned::PROFILE_TABLE.env),
+            #[cfg(feature = "s3")]
+            objects: None,
         }))
+    }
+
+    /// Lets a project's deletion remove its files' bytes too.
+    #[cfg(feature = "s3")]
+    pub fn with_objects(mut self, objects: Option<crate::objects::UserObjects>) -> Self {
+        self.objects = objects;
+        self
     }
 
     fn organizations(&self) -> Result<&str, ApiError> {
@@ -391,16 +403,18 @@ impl Teams {
         ])
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), Vec<bool>> {
+    /// One transaction. A cancelled one says which items' conditions failed (by position);
+    /// any other failure is an error.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<bool>>, ApiError> {
+        let count = items.len();
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Ok(())),
             Err(e) => {
                 let reasons = cancellation_reasons(&e);
                 if !reasons.cancelled() {
-                    tracing::warn!(error = %dynamo_error(e), "transaction failed");
-                    return Err(Vec::new());
+                    return Err(dynamo_error(e));
                 }
-                Err((0..10).map(|i| reasons.failed(i)).collect())
+                Ok(Err((0..count).map(|i| reasons.failed(i)).collect()))
             }
         }
     }
@@ -436,7 +450,7 @@ impl Teams {
             TransactWriteItem::builder().put(put_owner).build(),
             self.guard(who)?,
         ];
-        match self.transact(items).await {
+        match self.transact(items).await? {
             Ok(()) => Ok(org),
             Err(failed) if failed.get(2) == Some(&true) => Err(ApiError::AccountDeleted),
             Err(_) => Err(ApiError::Conflict("a concurrent request changed this organization, retry".into())),
@@ -710,7 +724,7 @@ impl Teams {
             TransactWriteItem::builder().update(count).build(),
             self.guard(&org.caller)?,
         ];
-        match self.transact(items).await {
+        match self.transact(items).await? {
             Ok(()) => Ok(project),
             Err(failed) if failed.get(2) == Some(&true) => Err(ApiError::AccountDeleted),
             Err(failed) if failed.get(1) == Some(&true) => Err(ApiError::NotFound("organization")),
@@ -816,7 +830,7 @@ impl Teams {
         if was_owner != is_owner {
             items.push(self.owner_count(&org.org_id, if is_owner { 1 } else { -1 })?);
         }
-        match self.transact(items).await {
+        match self.transact(items).await? {
             Ok(()) => {}
             Err(failed) if failed.get(1) == Some(&true) => {
                 return Err(ApiError::Conflict(
@@ -897,7 +911,7 @@ impl Teams {
                 .map_err(internal)?;
             items.push(TransactWriteItem::builder().condition_check(in_org).build());
         }
-        match self.transact(items).await {
+        match self.transact(items).await? {
             Ok(()) => Ok(()),
             Err(failed) if failed.get(1) == Some(&true) => {
                 Err(ApiError::Conflict(format!("{user} is not a member of the project's organization")))
@@ -944,7 +958,7 @@ impl Teams {
             TransactWriteItem::builder().update(promote).build(),
             TransactWriteItem::builder().update(step_down).build(),
         ];
-        match self.transact(items).await {
+        match self.transact(items).await? {
             Ok(()) => Ok(()),
             Err(failed) if failed.first() == Some(&true) => {
                 Err(ApiError::Conflict(format!("{new_owner} is not a member (or already an owner)")))
@@ -1031,11 +1045,17 @@ impl Teams {
     /// then on), then its workspace items in every content table and its memberships, then the
     /// project itself. Idempotent: a retry continues where an interrupted one stopped.
     pub async fn delete_project(&self, p: &ProjectAccess) -> Result<(), ApiError> {
-        self.delete_project_by_id(&p.project_id, &p.org_id).await
+        self.delete_project_by_id(&p.caller, &p.project_id, &p.org_id).await
     }
 
-    async fn delete_project_by_id(&self, project_id: &str, org_id: &str) -> Result<(), ApiError> {
+    async fn delete_project_by_id(&self, who: &Identity, project_id: &str, org_id: &str) -> Result<(), ApiError> {
         self.mark_deleting(&self.projects, project_id).await?;
+        #[cfg(feature = "s3")]
+        if let Some(objects) = &self.objects {
+            objects.delete_all(&Space::project(who, project_id)).await?;
+        }
+        #[cfg(not(feature = "s3"))]
+        let _ = who;
         let partition = project_partition(project_id);
         for table in &self.workspace {
             self.sweep(&table.name, attr::USER_ID, attr::ID, &partition).await?;
@@ -1062,8 +1082,8 @@ impl Teams {
             TransactWriteItem::builder().delete(delete).build(),
             TransactWriteItem::builder().update(count).build(),
         ];
-        match self.transact(items).await {
-            // Already gone (a concurrent deletion finished it): nothing left to do.
+        match self.transact(items).await? {
+            // Refused only when the project is already gone (a concurrent deletion finished it).
             Ok(()) | Err(_) => Ok(()),
         }
     }
@@ -1123,7 +1143,7 @@ impl Teams {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             for id in ids {
-                self.delete_project_by_id(&id, &org.org_id).await?;
+                self.delete_project_by_id(&org.caller, &id, &org.org_id).await?;
             }
         }
         // Every membership but the caller's, then the caller's.

@@ -89,7 +89,7 @@ async fn delete(State(area): State<Arc<Account>>, who: Identity) -> Result<Respo
     // The tombstone first: creates racing the deletion are refused from here on, so the sweeps
     // below cannot be outrun.
     let tombstone = area.partition.begin_deletion(&who).await?;
-    let objects = area.objects.delete_all(&who).await?;
+    let objects = area.objects.delete_all(&shared::store::Space::personal(&who)).await?;
     let mut deleted = area.partition.delete_all(&who, tombstone).await?;
     deleted.insert("object", objects);
     json(StatusCode::OK, &Deleted { deleted })

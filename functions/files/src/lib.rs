@@ -7,11 +7,14 @@ use std::{sync::Arc, time::Duration};
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::{Deserialize, Serialize};
 use shared::{
+    access::{Create, Delete, Read, Update},
     http::{json, no_content, with_location, IfMatch, ItemId, JsonBody, Noun, Paging, RequestBody},
     item::{NewRecord, Text},
     objects::{Presigned, UserObjects},
-    store::{Changes, Collection, Expect, HasId, Space, UserStore},
-    ApiError, Area, ConfigError, Env, Identity, Platform,
+    resource,
+    store::{Changes, Collection, Expect, HasId, UserStore},
+    teams::Authorized,
+    ApiError, Area, ConfigError, Env, Platform,
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -118,7 +121,9 @@ impl Area for Files {
     }
 
     fn routes() -> OpenApiRouter<Arc<Self>> {
-        OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(get, delete)).routes(routes!(complete))
+        resource::personal_and_project(|| {
+            OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(get, delete)).routes(routes!(complete))
+        })
     }
 }
 
@@ -128,7 +133,7 @@ impl Area for Files {
     responses((status = 201, description = "The pending file and its upload URL", body = Created)))]
 async fn create(
     State(area): State<Arc<Files>>,
-    who: Identity,
+    who: Authorized<Create>,
     JsonBody(body): JsonBody<NewFile>,
 ) -> Result<Response, ApiError> {
     check_content_type(&body.content_type)?;
@@ -149,9 +154,12 @@ async fn create(
         updated_at: new.updated_at,
         version: new.version,
     };
-    area.store.create(&Space::personal(&who), &file).await?;
+    area.store.create(&who, &file).await?;
     let upload = area.objects.upload_url(&who, &file.id, &file.content_type, file.size, UPLOAD_URL_TTL).await?;
-    let location = format!("/files/{}", file.id);
+    let location = match who.project_id() {
+        None => format!("/files/{}", file.id),
+        Some(project) => format!("/projects/{project}/files/{}", file.id),
+    };
     let response = json(StatusCode::CREATED, &Created { id: file.id.clone(), file, upload })?;
     with_location(response, &location)
 }
@@ -163,8 +171,12 @@ async fn create(
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses((status = 200, description = "One page", body = FilePage)))]
-async fn list(State(area): State<Arc<Files>>, who: Identity, Paging(page): Paging) -> Result<Response, ApiError> {
-    json(StatusCode::OK, &area.store.list::<File>(&Space::personal(&who), &page).await?)
+async fn list(
+    State(area): State<Arc<Files>>,
+    who: Authorized<Read>,
+    Paging(page): Paging,
+) -> Result<Response, ApiError> {
+    json(StatusCode::OK, &area.store.list::<File>(&who, &page).await?)
 }
 
 /// A page of files.
@@ -179,8 +191,8 @@ pub struct FilePage {
 #[utoipa::path(get, path = "/files/{id}", tag = "files", operation_id = "get_file",
     params(("id" = Uuid, Path, description = "The file's id")),
     responses((status = 200, description = "The file", body = WithDownload)))]
-async fn get(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File>) -> Result<Response, ApiError> {
-    let file: File = area.store.get(&Space::personal(&who), &id).await?;
+async fn get(State(area): State<Arc<Files>>, who: Authorized<Read>, id: ItemId<File>) -> Result<Response, ApiError> {
+    let file: File = area.store.get(&who, &id).await?;
     let download = match file.status.as_str() {
         status::READY => Some(area.objects.download_url(&who, &id, DOWNLOAD_URL_TTL).await?),
         _ => None,
@@ -192,8 +204,12 @@ async fn get(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File>) ->
 #[utoipa::path(post, path = "/files/{id}/complete", tag = "files", operation_id = "complete_file",
     params(("id" = Uuid, Path, description = "The file's id")),
     responses((status = 200, description = "The ready file", body = File)))]
-async fn complete(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File>) -> Result<Response, ApiError> {
-    let file: File = area.store.get(&Space::personal(&who), &id).await?;
+async fn complete(
+    State(area): State<Arc<Files>>,
+    who: Authorized<Update>,
+    id: ItemId<File>,
+) -> Result<Response, ApiError> {
+    let file: File = area.store.get(&who, &id).await?;
     if file.status == status::READY {
         return Err(ApiError::Conflict("the upload is already complete".into()));
     }
@@ -215,7 +231,7 @@ async fn complete(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File
         &[status::PENDING],
         "the upload is already complete",
     );
-    let file: File = area.store.update(&Space::personal(&who), &id, Expect::Exists, changes).await?;
+    let file: File = area.store.update(&who, &id, Expect::Exists, changes).await?;
     json(StatusCode::OK, &file)
 }
 
@@ -226,11 +242,11 @@ async fn complete(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File
     responses((status = 204, description = "Deleted")))]
 async fn delete(
     State(area): State<Arc<Files>>,
-    who: Identity,
+    who: Authorized<Delete>,
     id: ItemId<File>,
     IfMatch(expect): IfMatch,
 ) -> Result<Response, ApiError> {
-    area.store.delete(&Space::personal(&who), &id, expect).await?;
+    area.store.delete(&who, &id, expect).await?;
     // After the metadata: if this fails, the object is an orphan inside the user's own
     // prefix, which account deletion removes.
     area.objects.delete(&who, &id).await?;

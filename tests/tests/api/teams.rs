@@ -69,7 +69,7 @@ fn action_of(method: &str, path: &str) -> Action {
         ("GET", _) => Action::ReadItems,
         ("PATCH" | "DELETE", "") => Action::ManageProject,
         ("PUT" | "DELETE", "/members/{user_id}") => Action::ManageMembers,
-        ("POST", p) if p.contains("/run/") => Action::UpdateItems,
+        ("POST", p) if p.contains("/run/") || p.ends_with("/files/{id}/complete") => Action::UpdateItems,
         ("POST", _) => Action::CreateItems,
         ("PATCH", _) => Action::UpdateItems,
         ("DELETE", _) => Action::DeleteItems,
@@ -85,7 +85,8 @@ fn collection_of(path: &str) -> Option<&str> {
 /// Everything a refusal must leave as it was, read as the owner.
 async fn snapshot(h: &Harness, team: &Team, item: Option<&str>) -> String {
     let mut parts = Vec::new();
-    for path in ["", "/members?limit=100", "/canvases?limit=100", "/sessions?limit=100", "/workflows?limit=100"] {
+    let lists = ["/canvases", "/sessions", "/workflows", "/files"].map(|l| format!("{l}?limit=100"));
+    for path in ["", "/members?limit=100"].into_iter().chain(lists.iter().map(String::as_str)) {
         let r = h.call(Some(&team.owner), "GET", &format!("/projects/{}{path}", team.project), None).await;
         parts.push(r.text());
     }
@@ -184,8 +185,10 @@ async fn every_role_on_every_project_route_gets_what_the_matrix_says() {
                     assert!(problem["detail"].as_str().unwrap().contains("role"), "{what}: {problem}");
                 }
                 Some(_) => {
-                    // A fresh workflow's run is idle: only `start` applies (409 otherwise).
-                    let state_conflict = path.contains("/run/") && !path.ends_with("/run/start");
+                    // A fresh workflow's run is idle: only `start` applies (409 otherwise); a fresh
+                    // file has no bytes to complete.
+                    let state_conflict = (path.contains("/run/") && !path.ends_with("/run/start"))
+                        || path.ends_with("/files/{id}/complete");
                     let ok = (200..300).contains(&reply.status) || (state_conflict && reply.status == 409);
                     assert!(ok, "{what}: {} {}", reply.status, reply.text());
                 }
@@ -211,9 +214,12 @@ async fn an_owner_of_one_organization_gets_404_on_everything_of_another() {
     b.add(&h, &b_member, Role::Member, Some(Role::Member)).await;
     let bodies = bodies();
     let mut items = BTreeMap::new();
-    for collection in
-        ["/projects/{project_id}/canvases", "/projects/{project_id}/sessions", "/projects/{project_id}/workflows"]
-    {
+    for collection in [
+        "/projects/{project_id}/canvases",
+        "/projects/{project_id}/sessions",
+        "/projects/{project_id}/workflows",
+        "/projects/{project_id}/files",
+    ] {
         let r = h
             .call(
                 Some(&b.owner),
@@ -240,7 +246,7 @@ async fn an_owner_of_one_organization_gets_404_on_everything_of_another() {
         assert_eq!(reply.body_without_request_id(), missing.body_without_request_id(), "{route}");
         checked += 1;
     }
-    assert!(checked >= 39, "{checked}");
+    assert!(checked >= 44, "{checked}");
     assert_eq!(snapshot(&h, &b, None).await, before, "A changed B's data");
     let (orgs, _) = h.list_all(&a.owner, "/orgs", 100).await;
     assert_eq!(orgs.len(), 1, "A lists only its own organization");
@@ -443,6 +449,16 @@ async fn deleting_an_organization_removes_its_projects_and_their_items_and_can_b
         let s = h.call(Some(&owner), "POST", &format!("{base}/sessions"), Some(json!({}))).await.json();
         let messages = format!("{base}/sessions/{}/messages", s["id"].as_str().unwrap());
         h.call(Some(&owner), "POST", &messages, Some(json!({"role": "user", "content": "x"}))).await;
+        // A file, its bytes uploaded through the presigned URL.
+        let file = json!({"name": "a.png", "content_type": "image/png", "size": 3});
+        let created = h.call(Some(&member), "POST", &format!("{base}/files"), Some(file)).await.json();
+        let upload = &created["upload"];
+        assert!(upload["url"].as_str().unwrap().contains(&format!("/projects/{project}/")), "{upload}");
+        let mut put = reqwest::Client::new().put(upload["url"].as_str().unwrap()).body(vec![1u8, 2, 3]);
+        for (name, value) in upload["headers"].as_object().unwrap().iter().filter(|(n, _)| *n != "content-length") {
+            put = put.header(name, value.as_str().unwrap());
+        }
+        assert!(put.send().await.unwrap().status().is_success());
     }
     // An interrupted deletion: its first step (marking the organization) ran, nothing else.
     let client = shared::runtime::local_dynamodb_client(&h.stack.settings.dynamodb_endpoint);
@@ -481,6 +497,17 @@ async fn deleting_an_organization_removes_its_projects_and_their_items_and_can_b
     }
     for user in [&owner, &member] {
         assert!(h.list_all(user, "/orgs", 100).await.0.is_empty());
+    }
+    let s3 = shared::objects::local_s3_client(&h.stack.settings.s3_endpoint);
+    for project in [&team.project, &second] {
+        let listed = s3
+            .list_objects_v2()
+            .bucket(local_stack::s3_local::bucket_name("FilesBucket"))
+            .prefix(format!("projects/{project}/"))
+            .send()
+            .await
+            .unwrap();
+        assert!(listed.contents().is_empty(), "the bytes of project {project}'s files are left");
     }
 }
 
