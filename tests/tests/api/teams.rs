@@ -451,7 +451,7 @@ async fn deleting_an_organization_removes_its_projects_and_their_items_and_can_b
         h.call(Some(&owner), "POST", &messages, Some(json!({"role": "user", "content": "x"}))).await;
         // A file, its bytes uploaded through the presigned URL.
         let file = json!({"name": "a.png", "content_type": "image/png", "size": 3});
-        let created = h.call(Some(&member), "POST", &format!("{base}/files"), Some(file)).await.json();
+        let created = h.call(Some(&owner), "POST", &format!("{base}/files"), Some(file)).await.json();
         let upload = &created["upload"];
         assert!(upload["url"].as_str().unwrap().contains(&format!("/projects/{project}/")), "{upload}");
         let mut put = reqwest::Client::new().put(upload["url"].as_str().unwrap()).body(vec![1u8, 2, 3]);
