@@ -79,6 +79,13 @@ impl Platform {
         Ok(platform)
     }
 
+    /// Replaces the DynamoDB client everywhere this platform hands it out (the local stack adds
+    /// test interceptors this way).
+    pub fn set_dynamodb(&mut self, client: aws_sdk_dynamodb::Client) {
+        self.teams = self.teams.as_ref().map(|t| Arc::new(t.with_client(client.clone())));
+        self.dynamodb = client;
+    }
+
     /// Opens the DynamoDB connection during the cold start instead of on the first request:
     /// one cheap call (`DescribeEndpoints`, no table, no data) resolves credentials and the
     /// endpoint, loads the TLS roots and leaves a connected (TLS) socket in the client's pool.

@@ -266,6 +266,22 @@ impl Teams {
         }))
     }
 
+    /// The same tables through another DynamoDB client (a fresh organization cache).
+    pub fn with_client(&self, client: Client) -> Self {
+        Self {
+            client,
+            memberships: self.memberships.clone(),
+            projects: self.projects.clone(),
+            organizations: self.organizations.clone(),
+            cursors: self.cursors.clone(),
+            org_of: Mutex::new(HashMap::new()),
+            workspace: self.workspace.clone(),
+            profiles: self.profiles.clone(),
+            #[cfg(feature = "s3")]
+            objects: self.objects.clone(),
+        }
+    }
+
     /// Lets a project's deletion remove its files' bytes too.
     #[cfg(feature = "s3")]
     pub fn with_objects(mut self, objects: Option<crate::objects::UserObjects>) -> Self {

@@ -249,7 +249,7 @@ impl LocalStack {
                 for interceptor in &settings.test_dynamodb_interceptors {
                     config.push_interceptor(interceptor.clone());
                 }
-                platform.dynamodb = aws_sdk_dynamodb::Client::from_conf(config.build());
+                platform.set_dynamodb(aws_sdk_dynamodb::Client::from_conf(config.build()));
             }
             let hosted = build(&platform, &env).map_err(|e| format!("{}: {e}", spec.logical_id))?;
             functions.push(HostedFunction { spec: spec.clone(), hosted });

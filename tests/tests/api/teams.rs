@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_dynamodb::config::SharedInterceptor;
 use integration_tests::{fixture_body, fixtures, Harness, Reply, User};
 use serde_json::{json, Value};
 use shared::access::{allows, Action, Role};
@@ -527,4 +528,101 @@ fn the_readme_shows_the_permission_matrix() {
         readme.contains(&shared::access::matrix_markdown()),
         "README.md's matrix differs from shared::access::MATRIX"
     );
+}
+
+/// The DynamoDB operations the functions call, in order (the realtime connections table left
+/// out: its stream consumer runs on its own time).
+#[derive(Clone, Default, Debug)]
+struct Calls(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Calls {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "Calls"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        use aws_sdk_dynamodb::operation::*;
+        let input = context.input();
+        let (operation, table) = if let Some(i) = input.downcast_ref::<get_item::GetItemInput>() {
+            ("GetItem", i.table_name().unwrap_or_default().to_owned())
+        } else if let Some(i) = input.downcast_ref::<batch_get_item::BatchGetItemInput>() {
+            let tables: Vec<_> = i.request_items().into_iter().flat_map(|r| r.keys().cloned()).collect();
+            ("BatchGetItem", tables.join("+"))
+        } else if let Some(i) = input.downcast_ref::<query::QueryInput>() {
+            ("Query", i.table_name().unwrap_or_default().to_owned())
+        } else if let Some(i) = input.downcast_ref::<put_item::PutItemInput>() {
+            ("PutItem", i.table_name().unwrap_or_default().to_owned())
+        } else if let Some(i) = input.downcast_ref::<update_item::UpdateItemInput>() {
+            ("UpdateItem", i.table_name().unwrap_or_default().to_owned())
+        } else if let Some(i) = input.downcast_ref::<delete_item::DeleteItemInput>() {
+            ("DeleteItem", i.table_name().unwrap_or_default().to_owned())
+        } else if input.downcast_ref::<transact_write_items::TransactWriteItemsInput>().is_some() {
+            ("TransactWriteItems", String::new())
+        } else if input.downcast_ref::<batch_write_item::BatchWriteItemInput>().is_some() {
+            ("BatchWriteItem", String::new())
+        } else {
+            return Ok(()); // DescribeEndpoints: the cold start's warm-up.
+        };
+        if !table.contains("Connections") {
+            self.0.lock().unwrap().push(operation.to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// What the README states: a project request costs one BatchGetItem (the access check) besides
+/// its own call; only a function's first request for a project adds a GetItem (its
+/// organization, cached since it never changes). Refusals stop after the BatchGetItem.
+#[tokio::test]
+async fn a_project_request_costs_one_batch_get_item_besides_its_own_call() {
+    let calls = Calls::default();
+    let hook = calls.clone();
+    let h = Harness::with(move |s| s.test_dynamodb_interceptors.push(SharedInterceptor::new(hook))).await;
+    let team = Team::new(&h, h.user("owner")).await;
+    let viewer = h.user("viewer");
+    team.add(&h, &viewer, Role::Member, Some(Role::Viewer)).await;
+    let stranger = h.user("stranger");
+    let owner = &team.owner;
+    let base = format!("/projects/{}/canvases", team.project);
+    calls.take();
+
+    let mut seen = Vec::new();
+    let mut expect = |what: &str, reply: Reply, status: u16, expected: &[&str]| {
+        assert_eq!(reply.status, status, "{what}: {}", reply.text());
+        let made = calls.take();
+        assert_eq!(made, expected, "{what}");
+        seen.push(format!("{what}: {}", made.join(", ")));
+        reply
+    };
+    let created = h.call(Some(owner), "POST", &base, Some(json!({"name": "c"}))).await;
+    let created =
+        expect("first create in the project", created, 201, &["GetItem", "BatchGetItem", "TransactWriteItems"]);
+    let item = format!("{base}/{}", created.json()["id"].as_str().unwrap());
+    let r = h.call(Some(owner), "POST", &base, Some(json!({"name": "d"}))).await;
+    expect("create", r, 201, &["BatchGetItem", "TransactWriteItems"]);
+    expect("get", h.call(Some(owner), "GET", &item, None).await, 200, &["BatchGetItem", "GetItem"]);
+    expect("list page", h.call(Some(owner), "GET", &base, None).await, 200, &["BatchGetItem", "Query"]);
+    let r = h.call(Some(owner), "PATCH", &item, Some(json!({"name": "e"}))).await;
+    expect("update", r, 200, &["BatchGetItem", "UpdateItem"]);
+    let r = h.call(Some(&viewer), "PATCH", &item, Some(json!({"name": "f"}))).await;
+    expect("refused (403)", r, 403, &["BatchGetItem"]);
+    expect("non-member (404)", h.call(Some(&stranger), "GET", &item, None).await, 404, &["BatchGetItem"]);
+    expect("delete", h.call(Some(owner), "DELETE", &item, None).await, 204, &["BatchGetItem", "DeleteItem"]);
+    let mine = h.call(Some(owner), "POST", "/canvases", Some(json!({"name": "mine"}))).await;
+    let mine = expect("personal create (unchanged)", mine, 201, &["TransactWriteItems"]);
+    let mine = format!("/canvases/{}", mine.json()["id"].as_str().unwrap());
+    expect("personal get (unchanged)", h.call(Some(owner), "GET", &mine, None).await, 200, &["GetItem"]);
+    let project = format!("/projects/{}", team.project);
+    expect("get project", h.call(Some(owner), "GET", &project, None).await, 200, &["BatchGetItem"]);
+    println!("DynamoDB calls per request:\n  {}", seen.join("\n  "));
 }
