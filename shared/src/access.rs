@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// A member's role in an organization or a project, lowest first (so `Ord` is seniority).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = MemberRole)]
 pub enum Role {
     Viewer,
     Member,

@@ -22,6 +22,16 @@ const PROBLEMS: &[(&str, &str)] = &[
 pub fn document(areas: impl IntoIterator<Item = OpenApi>) -> Value {
     let mut merged = OpenApi::default();
     for area in areas {
+        // Merging keeps the first of two schemas of one name: two types must not share one.
+        if let (Some(have), Some(new)) = (&merged.components, &area.components) {
+            for (name, schema) in &new.schemas {
+                let same = have
+                    .schemas
+                    .get(name)
+                    .is_none_or(|s| serde_json::to_value(s).ok() == serde_json::to_value(schema).ok());
+                assert!(same, "two different schemas are named {name}: rename one (`#[schema(as = ...)]`)");
+            }
+        }
         merged.merge(area);
     }
     let mut doc = serde_json::to_value(merged).expect("an OpenAPI document serializes");
