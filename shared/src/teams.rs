@@ -942,6 +942,9 @@ impl Teams {
         if org.role != Role::Owner {
             return Err(ApiError::Forbidden("only an owner can transfer ownership".into()));
         }
+        if !is_user_id(new_owner) {
+            return Err(ApiError::bad_request("new_owner must be a user id (1-256 characters)"));
+        }
         if new_owner == org.caller.user_id() {
             return Err(ApiError::bad_request("you already own this organization"));
         }
@@ -1298,9 +1301,14 @@ impl<S: Send + Sync> FromRequestParts<S> for MemberId {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let user = path_param(parts, state, "user_id").await.unwrap_or_default();
-        if user.is_empty() || user.len() > 256 || user.chars().any(char::is_control) {
+        if !is_user_id(&user) {
             return Err(ApiError::NotFound("member"));
         }
         Ok(Self(user))
     }
+}
+
+/// What a token subject can be (see the verifier): 1-256 bytes, no control characters.
+fn is_user_id(user: &str) -> bool {
+    !user.is_empty() && user.len() <= 256 && !user.chars().any(char::is_control)
 }

@@ -342,6 +342,8 @@ async fn ownership_is_transferred_in_one_step() {
     r.assert_problem(403);
     let r = h.call(Some(&team.owner), "POST", &transfer, Some(json!({"new_owner": "nobody"}))).await;
     r.assert_problem(409);
+    let r = h.call(Some(&team.owner), "POST", &transfer, Some(json!({"new_owner": ""}))).await;
+    r.assert_problem(400);
     let r = h.call(Some(&team.owner), "POST", &transfer, Some(json!({"new_owner": heir.id}))).await;
     assert_eq!(r.status, 204, "{}", r.text());
     let org = format!("/orgs/{}", team.org);
