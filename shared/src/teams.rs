@@ -1107,6 +1107,33 @@ impl Teams {
         }
     }
 
+    /// The ids of an organization's projects, from its index (one Query per page).
+    async fn org_project_ids(&self, org_id: &str) -> Result<Vec<String>, ApiError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.projects)
+                .index_name(ORG_PROJECTS_INDEX)
+                .key_condition_expression("#org = :org")
+                .projection_expression("#id")
+                .expression_attribute_names("#org", ORG_ID)
+                .expression_attribute_names("#id", attr::ID)
+                .expression_attribute_values(":org", s(org_id))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo_error)?;
+            ids.extend(out.items.unwrap_or_default().iter().filter_map(|p| text(p, attr::ID).map(str::to_owned)));
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(ids),
+            }
+        }
+    }
+
     /// Deletes an organization: marked first (no new project from then on), then every
     /// project (as [`Teams::delete_project`]), then the organization, then its memberships,
     /// the caller's last, so an interrupted deletion can be repeated by the same owner.
@@ -1136,25 +1163,12 @@ impl Teams {
                 break;
             }
             // The index is eventually consistent: a project it does not show yet is counted.
-            let projects = self
-                .client
-                .query()
-                .table_name(&self.projects)
-                .index_name(ORG_PROJECTS_INDEX)
-                .key_condition_expression("#org = :org")
-                .projection_expression("#id")
-                .expression_attribute_names("#org", ORG_ID)
-                .expression_attribute_names("#id", attr::ID)
-                .expression_attribute_values(":org", s(org.org_id.as_str()))
-                .send()
-                .await
-                .map_err(dynamo_error)?;
-            let ids: Vec<String> = projects
-                .items
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|p| text(p, attr::ID).map(str::to_owned))
-                .collect();
+            let ids = self.org_project_ids(&org.org_id).await?;
+            // Every project is marked before any is swept, so all of them are gone for their
+            // members at once, not one after the other.
+            for id in &ids {
+                self.mark_deleting(&self.projects, id).await?;
+            }
             if ids.is_empty() {
                 if started.elapsed() > std::time::Duration::from_secs(20) {
                     return Err(ApiError::Unavailable("projects are still being listed: repeat the deletion".into()));
