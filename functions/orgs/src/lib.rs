@@ -24,7 +24,8 @@ type Name = Text<1, NAME_MAX_CHARS>;
 pub struct Orgs;
 
 impl Area for Orgs {
-    fn build(platform: &Platform, _: &Env) -> Result<Self, ConfigError> {
+    fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
+        env.required("ORGANIZATIONS_TABLE")?;
         match &platform.teams {
             Some(_) => Ok(Self),
             None => Err(ConfigError::Missing("MEMBERSHIPS_TABLE and PROJECTS_TABLE".into())),
