@@ -11,7 +11,7 @@
 //! the first missing number: it never moves past a child that is committed but not yet
 //! indexed, and a poller that keeps polling gets every child exactly once, in order.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use aws_sdk_dynamodb::{
     error::ProvideErrorMetadata,
@@ -26,7 +26,7 @@ use crate::{
     cursor::{CursorCodec, CursorKey, PageRequest},
     error::ApiError,
     item::Timestamp,
-    store::{attr, batch_delete, dynamo_error, from_item, user_query, HasId, Item, ResumeKey, Space, UserStore},
+    store::{attr, batch_delete, dynamo_error, page_of, user_query, HasId, Item, ResumeKey, Space, UserStore},
 };
 
 /// How long an append keeps retrying when concurrent appends to the same parent take the next
@@ -253,7 +253,7 @@ impl ChildStore {
 
     /// The caller's children of `parent_id`, oldest first, resuming after `page.cursor`. A page
     /// ends before the first sequence number the index does not show yet (see the module).
-    pub async fn list<T: DeserializeOwned>(
+    pub async fn list<T: DeserializeOwned + Serialize>(
         &self,
         space: &Space,
         parent_id: &str,
@@ -282,7 +282,7 @@ impl ChildStore {
             .await
             .map_err(dynamo_error)?;
         let mut items = out.items.unwrap_or_default();
-        let mut gap = false;
+        let mut more_stored = out.last_evaluated_key.is_some();
         if let Some(end) = items.iter().position(|item| match number(item.get(c.seq_attr)) {
             // Unsequenced (migrated) children were all written before the first sequenced one.
             None => false,
@@ -292,29 +292,68 @@ impl ChildStore {
             }
             Some(_) => true,
         }) {
+            // Nothing past a gap is listable yet: the page ends there.
             items.truncate(end);
-            gap = true;
+            more_stored = false;
         }
-        let more = !gap && (items.len() > page.limit as usize || out.last_evaluated_key.is_some());
-        items.truncate(page.limit as usize);
-        let poll_cursor = match items.last() {
+        let page_read = page_of(items, page.limit, more_stored, |i| self.strip(i))?;
+        let poll_cursor = match &page_read.last {
             Some(last) => Some(self.cursors.encode(&scope, space.caller(), &resume.of(last))),
             None => page.cursor.clone(),
         };
-        let next_cursor = if more { poll_cursor.clone() } else { None };
-        let items = items.into_iter().map(|i| self.strip(i)).map(from_item).collect::<Result<Vec<T>, _>>()?;
-        Ok(ChildPage { items, next_cursor, poll_cursor })
+        let next_cursor = if page_read.more { poll_cursor.clone() } else { None };
+        Ok(ChildPage { items: page_read.items, next_cursor, poll_cursor })
     }
 
-    /// Deletes every child of `parent_id`. Idempotent: a retry after an interruption removes
-    /// what is left. Returns how many were deleted.
+    /// Deletes every child of `parent_id`. Idempotent and resumable: every pass starts from the
+    /// beginning of what is left, so a retry after an interruption removes the rest. Returns
+    /// how many were deleted.
+    ///
+    /// The ordering index cannot be read consistently and may not show a child appended a moment
+    /// ago, which a purge through it alone would leave behind. So the purge reads the base table,
+    /// strongly consistent, from the parent's creation on: children are keyed (`user_id`, `id`)
+    /// and their ids are UUIDv7 stamped when they are appended, which is after their parent was
+    /// created. (See [`children_since`] for the bound; a parent whose id tells no time is read
+    /// over the whole partition.) A second pass over the index then removes what only it can find:
+    /// children written offline by the migration, whose ids may predate the bound, and which were
+    /// indexed long ago. The parent is gone before a purge starts, so nothing is appended meanwhile.
     pub async fn purge(&self, space: &Space, parent_id: &str) -> Result<usize, ApiError> {
-        let table = &self.collection.table;
-        let mut deleted = 0;
+        let mut deleted = HashSet::new();
+        self.purge_pass(space, parent_id, Pass::BaseTable { since: children_since(parent_id) }, &mut deleted).await?;
+        self.purge_pass(space, parent_id, Pass::Index, &mut deleted).await?;
+        Ok(deleted.len())
+    }
+
+    /// Deletes the children of `parent_id` one pass finds, page by page; `deleted` collects
+    /// their ids (the index may still show what the base-table pass deleted).
+    async fn purge_pass(
+        &self,
+        space: &Space,
+        parent_id: &str,
+        pass: Pass,
+        deleted: &mut HashSet<String>,
+    ) -> Result<(), ApiError> {
+        let c = &self.collection;
         let mut start = None;
         loop {
-            let out = self
-                .children_query(space, parent_id)
+            let query = match &pass {
+                Pass::BaseTable { since } => {
+                    let query = match since {
+                        Some(since) => {
+                            user_query(&self.client, &c.table, &space.partition(), "#uid = :uid AND #id >= :since")
+                                .expression_attribute_values(":since", AttributeValue::S(since.clone()))
+                        }
+                        None => user_query(&self.client, &c.table, &space.partition(), "#uid = :uid"),
+                    };
+                    query
+                        .consistent_read(true)
+                        .filter_expression("#parent = :parent_id")
+                        .expression_attribute_names("#parent", c.parent_attr)
+                        .expression_attribute_values(":parent_id", AttributeValue::S(parent_id.to_owned()))
+                }
+                Pass::Index => self.children_query(space, parent_id),
+            };
+            let out = query
                 .projection_expression("#uid, #id")
                 .expression_attribute_names("#id", attr::ID)
                 .set_exclusive_start_key(start)
@@ -322,11 +361,14 @@ impl ChildStore {
                 .await
                 .map_err(dynamo_error)?;
             let keys = out.items.unwrap_or_default();
-            deleted += keys.len();
-            batch_delete(&self.client, table, keys).await?;
+            deleted.extend(keys.iter().filter_map(|key| match key.get(attr::ID) {
+                Some(AttributeValue::S(id)) => Some(id.clone()),
+                _ => None,
+            }));
+            batch_delete(&self.client, &c.table, keys).await?;
             match out.last_evaluated_key {
                 Some(key) => start = Some(key),
-                None => return Ok(deleted),
+                None => return Ok(()),
             }
         }
     }
@@ -352,6 +394,39 @@ impl ChildStore {
         .expression_attribute_names("#order", self.collection.order_attr)
         .expression_attribute_values(":parent", AttributeValue::S(Self::unsequenced_order_key(parent_id, "")))
     }
+}
+
+/// Where a purge looks for children.
+enum Pass {
+    /// The base table, strongly consistent: every committed child, from `since` on if set.
+    BaseTable { since: Option<String> },
+    /// The ordering index: every child indexed by now, whatever its id.
+    Index,
+}
+
+/// How much earlier than its parent a child's id may be stamped: ids are UUIDv7 from the clock
+/// of whichever Lambda host wrote the item, and those clocks agree within milliseconds (Amazon
+/// Time Sync). An hour is far beyond any disagreement; it only costs the purge reading (and
+/// filtering out) the children of other parents written in that hour.
+const CLOCK_MARGIN: Duration = Duration::from_secs(3600);
+
+/// The smallest id a child of `parent_id` can have, when the parent's id tells when it was
+/// created (a UUIDv7, as the API makes them): the smallest UUIDv7 of [`CLOCK_MARGIN`] before
+/// that. Canonical UUIDs compare as text the way their bytes do, so this bounds a key range.
+/// `None` for other ids (e.g. kept by the migration): then no bound is known.
+fn children_since(parent_id: &str) -> Option<String> {
+    let parent = uuid::Uuid::parse_str(parent_id).ok()?;
+    if parent.get_version_num() != 7 {
+        return None;
+    }
+    let (seconds, nanos) = parent.get_timestamp()?.to_unix();
+    let millis =
+        (u128::from(seconds) * 1000 + u128::from(nanos) / 1_000_000).saturating_sub(CLOCK_MARGIN.as_millis()) as u64;
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70; // version 7, the rest of the random bits zero
+    bytes[8] = 0x80; // RFC 4122 variant
+    Some(uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
 }
 
 /// What one append attempt found.
@@ -396,6 +471,24 @@ mod tests {
         assert_eq!(ChildStore::seq_of_order_key("p", &ChildStore::order_key("p", 42)), Some(42));
         assert_eq!(ChildStore::seq_of_order_key("p", &keys[0]), None);
         assert_eq!(ChildStore::seq_of_order_key("q", &ChildStore::order_key("p", 42)), None);
+    }
+
+    #[test]
+    fn children_are_looked_for_from_an_hour_before_their_parent() {
+        let parent = uuid::Uuid::now_v7();
+        let since = children_since(&parent.to_string()).unwrap();
+        let child = crate::item::new_id();
+        assert!(since.as_str() < parent.to_string().as_str() && since < child, "{since} {parent} {child}");
+        let since = uuid::Uuid::parse_str(&since).unwrap();
+        assert_eq!(since.get_version_num(), 7);
+        let (parent_secs, _) = parent.get_timestamp().unwrap().to_unix();
+        let (since_secs, _) = since.get_timestamp().unwrap().to_unix();
+        assert!((3599..=3600).contains(&(parent_secs - since_secs)), "{parent_secs} {since_secs}");
+        // A child stamped a minute before its parent (a host whose clock is behind) is still found.
+        let early = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, parent_secs - 60, 0));
+        assert!(since.to_string() < early.to_string());
+        assert_eq!(children_since("0192f0c4-6f8e-4a3c-9c1e-6f2d1b7a4e10"), None, "a v4 id tells no time");
+        assert_eq!(children_since("legacy-7"), None);
     }
 
     #[test]

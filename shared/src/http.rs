@@ -201,8 +201,17 @@ fn form_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError>
         .collect()
 }
 
-/// `limit` (1-100, default 20) and `cursor` from the query string.
+/// `limit` (1-100, default 20) and `cursor` from the query string; `params(Paging)` in a
+/// handler's `#[utoipa::path]` documents them.
 pub struct Paging(pub PageRequest);
+
+impl utoipa::IntoParams for Paging {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        serde_json::from_value(crate::resource::paging_parameters()).expect("the paging parameters are OpenAPI")
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Paging {
     type Rejection = ApiError;
@@ -213,9 +222,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
     }
 }
 
-/// `If-Match: "<version>"` as a write condition; without it (or with `*`), the item need only
-/// exist. If-Match compares strongly (RFC 9110 13.1.1): a weak tag never matches, so it is a 412.
+/// `If-Match` as a write condition (RFC 9110 13.1.1): without it, or with `*`, the item need
+/// only exist; otherwise its version must be one of the listed strong ETags. Weak tags, foreign
+/// tags and values that are no ETag list at all can never match: the write is refused as 412
+/// (404 when nothing is there), never carried out unconditionally.
 pub struct IfMatch(pub Expect);
+
+/// More tags than any client needs; bounds the condition sent to DynamoDB.
+const IF_MATCH_MAX_TAGS: usize = 16;
 
 impl IfMatch {
     pub fn parse(headers: &HeaderMap) -> Result<Expect, ApiError> {
@@ -224,16 +238,48 @@ impl IfMatch {
         if raw == "*" {
             return Ok(Expect::Exists);
         }
-        if raw.starts_with("W/") {
-            return Err(ApiError::PreconditionFailed(
-                "If-Match uses strong comparison: a weak ETag never matches".into(),
-            ));
+        let tags = entity_tags(raw).unwrap_or_default();
+        if tags.len() > IF_MATCH_MAX_TAGS {
+            return Err(ApiError::bad_request(format!("If-Match lists more than {IF_MATCH_MAX_TAGS} ETags")));
         }
-        raw.strip_prefix('"')
-            .and_then(|r| r.strip_suffix('"'))
-            .and_then(|bare| bare.parse::<u64>().ok())
-            .map(Expect::Version)
-            .ok_or_else(|| ApiError::bad_request("If-Match must be an ETag returned by this API, e.g. \"3\""))
+        let mut versions: Vec<u64> =
+            tags.into_iter().filter(|tag| !tag.weak).filter_map(|tag| tag.opaque.parse().ok()).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        Ok(Expect::OneOf(versions))
+    }
+}
+
+struct EntityTag<'a> {
+    weak: bool,
+    opaque: &'a str,
+}
+
+/// `#entity-tag` of RFC 9110: a comma-separated list of `[W/]"<etagc>*"`; None if malformed.
+fn entity_tags(list: &str) -> Option<Vec<EntityTag<'_>>> {
+    let mut tags = Vec::new();
+    let mut rest = list;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            return Some(tags);
+        }
+        let (weak, quoted) = match rest.strip_prefix("W/") {
+            Some(after) => (true, after),
+            None => (false, rest),
+        };
+        let body = quoted.strip_prefix('"')?;
+        let end = body.find('"')?;
+        let opaque = &body[..end];
+        if !opaque.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80) {
+            return None;
+        }
+        tags.push(EntityTag { weak, opaque });
+        rest = &body[end + 1..];
+        // Tags are separated by commas, never run together.
+        if !(rest.is_empty() || rest.starts_with([' ', '\t', ','])) {
+            return None;
+        }
     }
 }
 
@@ -367,12 +413,24 @@ mod tests {
 
     #[test]
     fn if_match_is_strong() {
+        let parse = |value: &'static str| IfMatch::parse(&headers(&[("if-match", value)]));
         assert_eq!(IfMatch::parse(&headers(&[])).unwrap(), Expect::Exists);
-        assert_eq!(IfMatch::parse(&headers(&[("if-match", "*")])).unwrap(), Expect::Exists);
-        assert_eq!(IfMatch::parse(&headers(&[("if-match", "\"3\"")])).unwrap(), Expect::Version(3));
-        assert!(matches!(IfMatch::parse(&headers(&[("if-match", "W/\"3\"")])), Err(ApiError::PreconditionFailed(_))));
-        assert!(matches!(IfMatch::parse(&headers(&[("if-match", "3")])), Err(ApiError::BadRequest(_))));
-        assert!(matches!(IfMatch::parse(&headers(&[("if-match", "\"x\"")])), Err(ApiError::BadRequest(_))));
+        assert_eq!(parse("*").unwrap(), Expect::Exists);
+        assert_eq!(parse("\"3\"").unwrap(), Expect::version(3));
+        assert_eq!(parse("\"5\", W/\"4\",\"3\" ,\"5\"").unwrap(), Expect::OneOf(vec![3, 5]));
+        // Valid tags that can never name one of our versions: nothing matches.
+        assert_eq!(parse("W/\"3\"").unwrap(), Expect::OneOf(vec![]));
+        assert_eq!(parse("\"x,y\"").unwrap(), Expect::OneOf(vec![]));
+        assert_eq!(parse("\"\"").unwrap(), Expect::OneOf(vec![]));
+        for malformed in ["3", "\"3", "\"3\"\"4\"", "*, \"3\"", "W/3", "\"a b\"", "null"] {
+            assert_eq!(parse(malformed).unwrap(), Expect::OneOf(vec![]), "{malformed}");
+        }
+        let many = (0..17).map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(",");
+        let many = HeaderValue::from_str(&many).unwrap();
+        assert!(matches!(
+            IfMatch::parse(&HeaderMap::from_iter([(header::IF_MATCH, many)])),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use aws_lambda_events::event::s3::S3Event;
 use aws_sdk_s3::{
     presigning::PresigningConfig,
     types::{Delete, ObjectIdentifier},
@@ -26,7 +27,10 @@ use aws_sdk_s3::{
 };
 use serde::Serialize;
 
-use crate::{error::ApiError, store::Space};
+use crate::{auth::Identity, error::ApiError, store::Space};
+
+/// Where every user's prefix lives (the template's upload notifications filter on it too).
+pub const USERS_PREFIX: &str = "users/";
 
 /// A presigned request the client makes itself, straight to S3.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -91,7 +95,7 @@ impl UserObjects {
     /// canonical UUID); nothing of theirs lives outside it, nothing of anyone else inside.
     pub fn prefix(space: &Space) -> String {
         match space.project_id() {
-            None => format!("users/{}/", encode_user(space.caller().user_id())),
+            None => format!("{USERS_PREFIX}{}/", encode_user(space.caller().user_id())),
             Some(project) => format!("projects/{project}/"),
         }
     }
@@ -197,6 +201,61 @@ impl UserObjects {
     }
 }
 
+/// An object S3 reports created (one record of an `ObjectCreated` event notification).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedObject {
+    pub bucket: String,
+    /// The object's key, decoded from the event's URL encoding.
+    pub key: String,
+    /// Whose object it is and its name under their prefix, when the key is one
+    /// [`UserObjects`] builds; `None` for any other key.
+    pub owner: Option<(Identity, String)>,
+}
+
+impl CreatedObject {
+    /// Deletes the object (by the key S3 reported, which need not be a user's).
+    pub async fn delete(&self, client: &Client) -> Result<(), ApiError> {
+        client.delete_object().bucket(&self.bucket).key(&self.key).send().await.map_err(s3_error)?;
+        Ok(())
+    }
+}
+
+/// The objects an S3 event notification reports created. S3 URL-encodes the keys of its events
+/// as a form does (`+` for a space, `%XX` for other bytes); they are decoded here. Records of
+/// other events, or without a bucket or key, are left out.
+pub fn created_objects(event: &S3Event) -> Vec<CreatedObject> {
+    event
+        .records
+        .iter()
+        .filter(|r| r.event_name.as_deref().is_some_and(|name| name.starts_with("ObjectCreated:")))
+        .filter_map(|r| {
+            let bucket = r.s3.bucket.name.clone()?;
+            let key = decode_event_key(r.s3.object.key.as_deref()?)?;
+            Some(CreatedObject { bucket, owner: owner_of(&key), key })
+        })
+        .collect()
+}
+
+/// An object key as S3 event notifications carry it, decoded (`+` is a space, `%XX` a byte).
+/// `None` if the bytes are not UTF-8, which no S3 key can be.
+pub fn decode_event_key(encoded: &str) -> Option<String> {
+    let spaced = encoded.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|k| k.into_owned())
+}
+
+/// The owner and name of a key [`UserObjects`] built: `users/<encoded user id>/<name>`, with
+/// the user id encoded exactly as [`encode_user`] writes it (the encoding is injective, so
+/// only one user's prefix can hold the key). `None` for every other key.
+fn owner_of(key: &str) -> Option<(Identity, String)> {
+    let (encoded, name) = key.strip_prefix(USERS_PREFIX)?.split_once('/')?;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let user_id = String::from_utf8(percent_encoding::percent_decode_str(encoded).collect()).ok()?;
+    // Only the functions write under users/, each through a key built here from an identity.
+    (encode_user(&user_id) == encoded).then(|| (Identity::from_verified_source(&user_id), name.to_owned()))
+}
+
 /// A client for the local S3 server (`infra/local-stack`, which checks signatures as S3 does):
 /// the local settings and key pair every local client shares, path-style URLs.
 pub fn local_s3_client(endpoint: &str) -> Client {
@@ -293,6 +352,46 @@ mod tests {
         let id = "|".repeat(256);
         let key = UserObjects::key(&personal(&id), "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10");
         assert!(key.len() <= 1024, "{} bytes", key.len());
+    }
+
+    /// An `ObjectCreated` record as S3 delivers it, the key URL-encoded.
+    fn created(name: &str, key: &str) -> S3Event {
+        serde_json::from_value(serde_json::json!({"Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2026-01-01T00:00:00.000Z", "eventName": name,
+            "userIdentity": {"principalId": "AWS:X"}, "requestParameters": {"sourceIPAddress": "1.2.3.4"},
+            "responseElements": {},
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "c",
+                   "bucket": {"name": "files", "ownerIdentity": {"principalId": "X"}, "arn": "arn:aws:s3:::files"},
+                   "object": {"key": key, "size": 3, "eTag": "e", "sequencer": "01"}},
+        }]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn created_objects_name_their_owner_by_the_key_prefix() {
+        for id in AWKWARD.iter().chain(&["alice", "auth0|42"]) {
+            let who = Identity::for_tests(id);
+            let key = UserObjects::key(&Space::personal(&who), "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10");
+            // As S3 encodes keys in events: `%` becomes `%25`.
+            let encoded = key.replace('%', "%25");
+            let objects = created_objects(&created("ObjectCreated:Put", &encoded));
+            assert_eq!(objects.len(), 1);
+            assert_eq!(objects[0].key, key, "{id:?}");
+            let (owner, name) = objects[0].owner.as_ref().unwrap();
+            assert_eq!((owner.user_id(), name.as_str()), (*id, "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10"));
+        }
+    }
+
+    #[test]
+    fn keys_no_user_prefix_builds_have_no_owner() {
+        for key in ["elsewhere/x", "users/alice", "users/alice/", "users/alice/a/b", "users/a.b/x", "users/%41/x"] {
+            let objects = created_objects(&created("ObjectCreated:Put", &key.replace('%', "%25")));
+            assert_eq!(objects[0].key, key);
+            assert_eq!(objects[0].owner, None, "{key}");
+        }
+        assert_eq!(decode_event_key("users/a+b%2Bc"), Some("users/a b+c".into()));
+        assert!(created_objects(&created("ObjectRemoved:Delete", "users/alice/x")).is_empty());
     }
 
     /// What reqwest (and a browser) would send is what was signed: URL parsing changes nothing

@@ -57,7 +57,7 @@ pub fn document(areas: impl IntoIterator<Item = OpenApi>) -> Value {
         },
     });
     doc["components"] = components;
-    link_created_items(&mut doc["paths"]);
+    link_item_operations(&mut doc["paths"]);
     require_a_change_in_patches(&mut doc);
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {
@@ -73,30 +73,80 @@ pub fn document(areas: impl IntoIterator<Item = OpenApi>) -> Value {
     doc
 }
 
-/// OpenAPI links from each create operation (`POST /x` answering 201) to every operation on the
-/// item it made (`/x/{id}` and below), so clients and stateful testers can follow them.
-fn link_created_items(paths: &mut Value) {
+/// OpenAPI links, so clients and stateful testers can follow them: from each create (`POST /x`
+/// answering 201) to every operation on the item it made (`/x/{id}` and below), and from every
+/// operation on an item but its deletion to the operations beside it. Conditional writes are
+/// given the ETag of the response they follow, when it has one.
+fn link_item_operations(paths: &mut Value) {
     let Some(all) = paths.as_object() else { return };
-    let mut links: Vec<(String, Map<String, Value>)> = Vec::new();
+    // (path, method, the item's operations, where the id comes from, whether an ETag comes back)
+    let mut sources: Vec<(String, String, String, &str, bool)> = Vec::new();
     for (path, item) in all {
-        if item.pointer("/post/responses/201").is_none() {
-            continue;
+        if let Some(created) = item.pointer("/post/responses/201") {
+            let etag = created.pointer("/headers/ETag").is_some();
+            sources.push((path.clone(), "post".into(), format!("{path}/{{id}}"), "$response.body#/id", etag));
         }
-        let prefix = format!("{path}/{{id}}");
+        if let Some(at) = path.find("/{id}") {
+            // The operations beside this one: all of the item's from the item itself, those of
+            // the same sub-resource from deeper down (a run's transitions lead to its others).
+            let item_path = &path[..at + "/{id}".len()];
+            let prefix = match path.rsplit_once('/') {
+                Some((parent, _)) if parent.len() > item_path.len() => parent.to_owned(),
+                _ => item_path.to_owned(),
+            };
+            for (method, operation) in item.as_object().into_iter().flatten().filter(|(m, _)| is_method(m)) {
+                let Some((_, success)) = operation["responses"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .find(|(status, _)| status.starts_with('2'))
+                else {
+                    continue;
+                };
+                if method != "delete" {
+                    let etag = success.pointer("/headers/ETag").is_some();
+                    sources.push((path.clone(), method.clone(), prefix.clone(), "$request.path.id", etag));
+                }
+            }
+        }
+    }
+    let mut links: Vec<(String, String, Map<String, Value>)> = Vec::new();
+    for (path, method, prefix, id_from, etag) in sources {
         let mut targets = Map::new();
-        for (other, other_item) in all.iter().filter(|(p, _)| **p == prefix || p.starts_with(&format!("{prefix}/"))) {
-            for (method, operation) in other_item.as_object().into_iter().flatten().filter(|(m, _)| is_method(m)) {
+        let item_paths = all.iter().filter(|(p, _)| **p == prefix || p.starts_with(&format!("{prefix}/")));
+        for (other, other_item) in item_paths {
+            for (other_method, operation) in other_item.as_object().into_iter().flatten().filter(|(m, _)| is_method(m))
+            {
+                if (other.as_str(), other_method.as_str()) == (path.as_str(), method.as_str()) {
+                    continue;
+                }
                 let Some(id) = operation["operationId"].as_str() else { continue };
-                let name = format!("{}{}", method.to_uppercase(), other.replace(['/', '{', '}', '.'], "_"));
-                targets.insert(name, json!({ "operationId": id, "parameters": { "id": "$response.body#/id" } }));
+                let mut parameters = json!({ "id": id_from });
+                let conditional = operation["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == "If-Match" && p["in"] == "header"));
+                if conditional && etag {
+                    parameters["header.If-Match"] = json!("$response.header.ETag");
+                }
+                let name = format!("{}{}", other_method.to_uppercase(), other.replace(['/', '{', '}', '.'], "_"));
+                targets.insert(name, json!({ "operationId": id, "parameters": parameters }));
             }
         }
         if !targets.is_empty() {
-            links.push((path.clone(), targets));
+            links.push((path, method, targets));
         }
     }
-    for (path, targets) in links {
-        paths[&path]["post"]["responses"]["201"]["links"] = Value::Object(targets);
+    for (path, method, targets) in links {
+        let operation = &mut paths[&path][&method];
+        let status = if method == "post" && operation.pointer("/responses/201").is_some() {
+            "201".to_owned()
+        } else {
+            operation["responses"]
+                .as_object()
+                .and_then(|r| r.keys().find(|s| s.starts_with('2')).cloned())
+                .expect("sources have a success response")
+        };
+        operation["responses"][&status]["links"] = Value::Object(targets);
     }
 }
 

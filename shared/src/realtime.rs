@@ -298,6 +298,20 @@ fn string_attr<'a>(item: &'a serde_dynamo::Item, name: &str) -> Option<&'a str> 
     }
 }
 
+/// A whole-number attribute (DynamoDB numbers travel as text in stream images).
+fn count_attr(item: &serde_dynamo::Item, name: &str) -> Option<u64> {
+    match item.get(name)? {
+        serde_dynamo::AttributeValue::N(n) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+/// What a pushed event copies from the changed item: names and states that tell a client what
+/// to fetch, never content. `seq` is a message's number in its session, the same the API
+/// answers with, so a client can order pushes and tell which poll they make redundant.
+const PUSHED_TEXT: [&str; 4] = ["session_id", "updated_at", "run_status", "status"];
+const PUSHED_NUMBERS: [&str; 1] = ["seq"];
+
 /// The table name in a stream ARN (`arn:aws:dynamodb:...:table/<name>/stream/<label>`).
 fn table_of(arn: &str) -> Option<&str> {
     arn.split("table/").nth(1)?.split('/').next()
@@ -325,8 +339,13 @@ fn change(record: &EventRecord, tables: &BTreeMap<String, &'static str>) -> Opti
         false => &record.change.new_image,
     };
     let mut event = json!({ "type": format!("{kind}.{verb}"), "id": id });
-    for field in ["session_id", "updated_at", "run_status", "status"] {
+    for field in PUSHED_TEXT {
         if let Some(v) = string_attr(image, field) {
+            event[field] = json!(v);
+        }
+    }
+    for field in PUSHED_NUMBERS {
+        if let Some(v) = count_attr(image, field) {
             event[field] = json!(v);
         }
     }
@@ -363,7 +382,13 @@ mod tests {
     fn changes_belong_to_the_owner_of_the_item() {
         let tables = BTreeMap::from([("Msgs".to_owned(), "message")]);
         let event: StreamEvent = serde_json::from_value(json!({"Records": [
-            record("Msgs", "INSERT", "alice", "m1", json!({"session_id": {"S": "s1"}, "content": {"S": "secret"}})),
+            record(
+                "Msgs",
+                "INSERT",
+                "alice",
+                "m1",
+                json!({"session_id": {"S": "s1"}, "seq": {"N": "7"}, "content": {"S": "secret"}})
+            ),
             record("Other", "INSERT", "bob", "x", json!({})),
             record("Msgs", "REMOVE", "bob", "m2", Value::Null),
         ]}))
@@ -371,7 +396,7 @@ mod tests {
         let changes = changes(&event, &tables);
         assert_eq!(changes.len(), 2);
         assert_eq!(changes[0].owner.user_id(), "alice");
-        assert_eq!(changes[0].event, json!({"type": "message.created", "id": "m1", "session_id": "s1"}));
+        assert_eq!(changes[0].event, json!({"type": "message.created", "id": "m1", "session_id": "s1", "seq": 7}));
         assert_eq!(changes[0].sequence_number.as_deref(), Some("seq-m1"));
         assert!(!changes[0].event.to_string().contains("secret"), "content never travels in a push");
         assert_eq!(changes[1].owner.user_id(), "bob");

@@ -176,8 +176,8 @@ pub fn page_schema(items: Value) -> Value {
 pub fn if_match_parameter() -> Value {
     json!({
         "name": "If-Match", "in": "header", "required": false,
-        "description": "The ETag of the version this write expects (412 if stale), or `*`",
-        "schema": { "type": "string", "pattern": "^(\\*|\"[0-9]{1,15}\")$" },
+        "description": "`*`, or the ETags of the versions this write accepts (412 if none is current)",
+        "schema": { "type": "string" },
     })
 }
 

@@ -121,9 +121,15 @@ impl Platform {
             self.dynamodb.clone(),
             collection,
             self.cursors.clone(),
-            profiles,
+            Some(profiles),
             self.projects.clone(),
         ))
+    }
+
+    /// A repository for a function that only looks items up (and may delete them), never
+    /// creates: it needs no profile table, and a create through it fails.
+    pub fn reader(&self, collection: crate::store::Collection) -> crate::store::UserStore {
+        crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone(), None, None)
     }
 
     /// A client for the API Gateway Management API of a WebSocket API (`endpoint` is
@@ -195,6 +201,8 @@ pub fn local_dynamodb_client(endpoint: impl Into<String>) -> aws_sdk_dynamodb::C
 /// An HTTP area of this API: built once from the platform and its own settings; its routes
 /// (with their OpenAPI description) are served by Lambda and hosted by the local gateway.
 pub trait Area: Send + Sync + Sized + 'static {
+    /// Whether a cold start opens the DynamoDB connection ahead of the first request.
+    const WARM_UP_DYNAMODB: bool = true;
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError>;
     /// The area's routes, each described for OpenAPI.
     fn routes() -> OpenApiRouter<Arc<Self>>;
@@ -215,6 +223,8 @@ pub fn openapi<A: Area>() -> utoipa::openapi::OpenApi {
 /// A Lambda function fed by other events than HTTP requests (WebSocket routes, the `$connect`
 /// authorizer, DynamoDB Streams): built once, then called with each typed event.
 pub trait EventFunction: Send + Sync + Sized + 'static {
+    /// Whether a cold start opens the DynamoDB connection ahead of the first event.
+    const WARM_UP_DYNAMODB: bool = true;
     type Event: DeserializeOwned + Send;
     type Output: Serialize;
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError>;
@@ -225,7 +235,7 @@ pub trait EventFunction: Send + Sync + Sized + 'static {
 pub async fn run_events<F: EventFunction>() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let env = Env::process();
-    let function = match cold_start(&env, F::build).await {
+    let function = match cold_start(&env, F::WARM_UP_DYNAMODB, F::build).await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "configuration error");
@@ -239,16 +249,19 @@ pub async fn run_events<F: EventFunction>() -> Result<(), lambda_runtime::Error>
     .await
 }
 
-/// Configuration, clients and the function, then the DynamoDB warm-up: what a cold start does
-/// before it asks the Runtime API for the first event.
+/// Configuration, clients and the function, then the DynamoDB warm-up (for functions that use
+/// DynamoDB): what a cold start does before it asks the Runtime API for the first event.
 async fn cold_start<F>(
     env: &Env,
+    warm_up_dynamodb: bool,
     build: impl FnOnce(&Platform, &Env) -> Result<F, ConfigError>,
 ) -> Result<F, ConfigError> {
     prefer_ca_bundle_file();
     let platform = Platform::from_env(env).await?;
     let function = build(&platform, env)?;
-    platform.warm_up().await;
+    if warm_up_dynamodb {
+        platform.warm_up().await;
+    }
     Ok(function)
 }
 
@@ -296,13 +309,16 @@ pub fn init_logging() {
 pub async fn run<A: Area>() -> Result<(), lambda_http::Error> {
     init_logging();
     let env = Env::process();
-    let router = match cold_start(&env, |platform, env| Ok(router(A::build(platform, env)?, platform))).await {
-        Ok(router) => router,
-        Err(e) => {
-            tracing::error!(error = %e, "configuration error");
-            return Err(e.into());
-        }
-    };
+    let router =
+        match cold_start(&env, A::WARM_UP_DYNAMODB, |platform, env| Ok(router(A::build(platform, env)?, platform)))
+            .await
+        {
+            Ok(router) => router,
+            Err(e) => {
+                tracing::error!(error = %e, "configuration error");
+                return Err(e.into());
+            }
+        };
     lambda_http::run(router).await
 }
 

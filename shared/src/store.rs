@@ -113,12 +113,20 @@ impl Collection {
 }
 
 /// What a conditional write expects of the stored item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
     /// The item must exist (any version).
     Exists,
-    /// The item must exist with exactly this version (from `If-Match`).
-    Version(u64),
+    /// The item must exist with one of these versions (the strong ETags of `If-Match`). Empty
+    /// when no listed tag can be a version of ours: the write then fails as 404 or 412.
+    OneOf(Vec<u64>),
+}
+
+impl Expect {
+    /// The item must exist with exactly this version.
+    pub fn version(version: u64) -> Self {
+        Self::OneOf(vec![version])
+    }
 }
 
 /// The fields an update sets or removes, besides `updated_at` and `version`, which the store
@@ -203,8 +211,9 @@ pub struct UserStore {
     client: Client,
     collection: Collection,
     cursors: CursorCodec,
-    /// The profile table, whose item carries the account's deletion tombstone.
-    profiles: String,
+    /// The profile table, whose item carries the account's deletion tombstone; `None` for a
+    /// store that never creates (see [`Platform::reader`](crate::Platform::reader)).
+    profiles: Option<String>,
     /// The projects table, whose item a create in a project checks (not being deleted).
     projects: Option<String>,
 }
@@ -214,7 +223,7 @@ impl UserStore {
         client: Client,
         collection: Collection,
         cursors: CursorCodec,
-        profiles: String,
+        profiles: Option<String>,
         projects: Option<String>,
     ) -> Self {
         Self { client, collection, cursors, profiles, projects }
@@ -245,8 +254,11 @@ impl UserStore {
     /// `DELETE /me`, so a create either lands before the tombstone (and the sweep that follows
     /// it finds the item) or is refused; none slips in behind the sweep.
     pub fn account_guard(&self, who: &Identity) -> Result<TransactWriteItem, ApiError> {
+        let profiles = self.profiles.as_deref().ok_or_else(|| {
+            ApiError::Internal("this store only reads: it has no profile table to guard creates".into())
+        })?;
         let check = ConditionCheck::builder()
-            .table_name(&self.profiles)
+            .table_name(profiles)
             .key(attr::USER_ID, AttributeValue::S(who.user_id().to_owned()))
             .condition_expression("attribute_not_exists(#deleted_at) OR #deleted_at < :issued_at")
             .expression_attribute_names("#deleted_at", attr::DELETED_AT)
@@ -363,7 +375,7 @@ impl UserStore {
                 .collect();
             expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
         }
-        let mut condition = Self::condition(expect, &mut names, &mut values);
+        let mut condition = Self::condition(&expect, &mut names, &mut values);
         let refusal = changes.guard.map(|guard| {
             names.insert("#guard".to_owned(), guard.attr.to_owned());
             let placeholders: Vec<String> = guard
@@ -393,14 +405,14 @@ impl UserStore {
             .await;
         match result {
             Ok(out) => from_item(out.attributes.ok_or_else(|| ApiError::Internal("update returned no item".into()))?),
-            Err(e) => Err(self.write_error(e, expect, refusal)),
+            Err(e) => Err(self.write_error(e, &expect, refusal)),
         }
     }
 
     /// Deletes the caller's item if it exists (and has the expected version).
     pub async fn delete(&self, space: &Space, id: &str, expect: Expect) -> Result<(), ApiError> {
         let (mut names, mut values) = (HashMap::new(), HashMap::new());
-        let condition = Self::condition(expect, &mut names, &mut values);
+        let condition = Self::condition(&expect, &mut names, &mut values);
         let result = self
             .client
             .delete_item()
@@ -414,7 +426,7 @@ impl UserStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) => Err(self.write_error(e, expect, None)),
+            Err(e) => Err(self.write_error(e, &expect, None)),
         }
     }
 
@@ -438,30 +450,35 @@ impl UserStore {
             .send()
             .await
             .map_err(dynamo_error)?;
-        let mut items = out.items.unwrap_or_default();
-        let more = items.len() > page.limit as usize || out.last_evaluated_key.is_some();
-        items.truncate(page.limit as usize);
-        let mut typed = items.iter().cloned().map(from_item).collect::<Result<Vec<T>, _>>()?;
-        let fit = crate::budget::fitting(&typed);
-        let more = more || fit < typed.len();
-        typed.truncate(fit);
+        let page = page_of(out.items.unwrap_or_default(), page.limit, out.last_evaluated_key.is_some(), |i| i)?;
         // Resume after the last item returned (DynamoDB may also have stopped at its 1 MB page).
-        let next_cursor = match (more, fit) {
-            (true, 1..) => Some(self.cursors.encode(&scope, space.caller(), &resume.of(&items[fit - 1]))),
+        let next_cursor = match (page.more, &page.last) {
+            (true, Some(last)) => Some(self.cursors.encode(&scope, space.caller(), &resume.of(last))),
             _ => None,
         };
-        Ok(Page { items: typed, next_cursor })
+        Ok(Page { items: page.items, next_cursor })
     }
 
     /// The condition of a write to an existing item; adds the names and values it uses.
-    fn condition(expect: Expect, names: &mut HashMap<String, String>, values: &mut Item) -> String {
+    pub(crate) fn condition(expect: &Expect, names: &mut HashMap<String, String>, values: &mut Item) -> String {
         names.insert("#id".to_owned(), attr::ID.to_owned());
         match expect {
             Expect::Exists => "attribute_exists(#id)".to_owned(),
-            Expect::Version(v) => {
+            // Fails whether or not the item exists; the failure tells 404 from 412.
+            Expect::OneOf(versions) if versions.is_empty() => {
+                "attribute_exists(#id) AND attribute_not_exists(#id)".to_owned()
+            }
+            Expect::OneOf(versions) => {
                 names.insert("#version".to_owned(), attr::VERSION.to_owned());
-                values.insert(":expected".to_owned(), AttributeValue::N(v.to_string()));
-                "attribute_exists(#id) AND #version = :expected".to_owned()
+                let placeholders: Vec<String> = versions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        values.insert(format!(":expected{i}"), AttributeValue::N(v.to_string()));
+                        format!(":expected{i}")
+                    })
+                    .collect();
+                format!("attribute_exists(#id) AND #version IN ({})", placeholders.join(", "))
             }
         }
     }
@@ -469,7 +486,7 @@ impl UserStore {
     /// A failed condition is a 404 when nothing was there, a 412 when the version differed,
     /// a 409 when a state guard refused. `ReturnValuesOnConditionCheckFailure` returns the old
     /// item, which tells them apart without a second read.
-    fn write_error<E, R>(&self, err: SdkError<E, R>, expect: Expect, refusal: Option<String>) -> ApiError
+    fn write_error<E, R>(&self, err: SdkError<E, R>, expect: &Expect, refusal: Option<String>) -> ApiError
     where
         E: ProvideErrorMetadata + ConditionFailure + std::error::Error + 'static,
         R: std::fmt::Debug,
@@ -484,14 +501,45 @@ impl UserStore {
             _ => None,
         };
         match (expect, refusal) {
-            (Expect::Version(v), _) if stored_version != Some(v) => ApiError::PreconditionFailed(format!(
-                "{} has changed since version {v}: fetch it again and retry",
-                self.collection.noun
-            )),
+            (Expect::OneOf(versions), _) if !stored_version.is_some_and(|v| versions.contains(&v)) => {
+                ApiError::PreconditionFailed(format!(
+                    "If-Match names no current version of the {}: fetch it again and retry",
+                    self.collection.noun
+                ))
+            }
             (_, Some(refusal)) => ApiError::Conflict(refusal),
             _ => self.not_found(),
         }
     }
+}
+
+/// What one page returns of the items a Query read.
+pub(crate) struct PageOf<T> {
+    pub items: Vec<T>,
+    /// The stored item of the last one returned: where the next page resumes.
+    pub last: Option<Item>,
+    /// Whether items remain after it.
+    pub more: bool,
+}
+
+/// The page of `items` (read with one more than `limit`, so a surplus tells that more exist):
+/// at most `limit` of them, and only as many as fit Lambda's response (`budget`), each shown
+/// through `view`. `more_stored`: DynamoDB stopped before the end (its 1 MB page).
+pub(crate) fn page_of<T: DeserializeOwned + Serialize>(
+    mut items: Vec<Item>,
+    limit: u32,
+    more_stored: bool,
+    view: impl Fn(Item) -> Item,
+) -> Result<PageOf<T>, ApiError> {
+    let limit = limit as usize;
+    let mut more = more_stored || items.len() > limit;
+    items.truncate(limit);
+    let mut typed = items.iter().cloned().map(view).map(from_item).collect::<Result<Vec<T>, _>>()?;
+    let fit = crate::budget::fitting(&typed);
+    more |= fit < typed.len();
+    typed.truncate(fit);
+    items.truncate(fit);
+    Ok(PageOf { items: typed, last: items.pop(), more })
 }
 
 /// A Query on one partition (a [`Space::partition`]): `#uid`/`:uid` are bound to it, and

@@ -17,6 +17,25 @@ use template::Template;
 
 static TABLES: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
+/// The local S3 server's event notifications go to the functions the template subscribes (the
+/// upload cleanup) once for the whole test process, as S3 notifies each event once. On a thread
+/// of its own: every test has its own runtime, whose tasks end with the test.
+static S3_NOTIFICATIONS: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+fn deliver_s3_notifications(template: Template, dynamodb: String, s3: String) {
+    S3_NOTIFICATIONS.get_or_init(|| {
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(async move {
+                let stack = LocalStack::build(template, LocalSettings::development(dynamodb, s3))
+                    .await
+                    .expect("functions build");
+                local_stack::s3_events::deliver(Arc::new(stack)).await
+            })
+        });
+    });
+}
+
 fn endpoint(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with ./infra/test, which starts DynamoDB Local and S3")
@@ -89,6 +108,7 @@ impl Harness {
                 S3Local::ensure_buckets(&s3, &template.buckets).await.expect("buckets are created");
             })
             .await;
+        deliver_s3_notifications(template.clone(), dynamodb.clone(), s3.clone());
         let mut settings = LocalSettings::development(dynamodb, s3);
         adjust(&mut settings);
         let stack = LocalStack::build(template, settings).await.expect("functions build");
@@ -224,7 +244,7 @@ pub fn fixtures() -> BTreeMap<String, String> {
 
 /// The API description, as the functions generate it.
 pub fn openapi() -> Value {
-    docs::api_document()
+    openapi_document::api_document()
 }
 
 /// Every operation of the API description as a route key (`GET /canvases/{id}`), with whether

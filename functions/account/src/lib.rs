@@ -65,8 +65,7 @@ pub struct ExportPage {
 /// Everything the caller owns, a page at a time (follow `next_cursor` to the end).
 #[utoipa::path(get, path = "/me/export", tag = "account", operation_id = "export_me",
     params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (1-100, default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        Paging,
     ),
     responses((status = 200, description = "One page of the caller's data", body = ExportPage)))]
 async fn export(State(area): State<Arc<Account>>, who: Identity, Paging(page): Paging) -> Result<Response, ApiError> {
@@ -89,8 +88,11 @@ async fn delete(State(area): State<Arc<Account>>, who: Identity) -> Result<Respo
     // The tombstone first: creates racing the deletion are refused from here on, so the sweeps
     // below cannot be outrun.
     let tombstone = area.partition.begin_deletion(&who).await?;
-    let objects = area.objects.delete_all(&shared::store::Space::personal(&who)).await?;
     let mut deleted = area.partition.delete_all(&who, tombstone).await?;
+    // The objects after the file records: an upload still arriving through a URL issued before
+    // is either deleted here or, its record gone, by the upload cleanup (files-upload-cleanup).
+    // The other way round, one landing between the two would find its record and stay.
+    let objects = area.objects.delete_all(&shared::store::Space::personal(&who)).await?;
     deleted.insert("object", objects);
     json(StatusCode::OK, &Deleted { deleted })
 }

@@ -27,7 +27,7 @@ async fn stand_in(method: Method, uri: Uri, headers: HeaderMap) -> (StatusCode, 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let addr = std::env::var("DOCS_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let app = docs::router(&docs::api_document()).fallback(stand_in);
+    let app = docs::router(&docs::served_document()).fallback(stand_in);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("API reference on http://{}/docs", listener.local_addr()?);
     axum::serve(listener, app).await

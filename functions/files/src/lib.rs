@@ -19,11 +19,18 @@ use shared::{
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+mod cleanup;
+
+pub use cleanup::UploadCleanup;
+
 pub const NAME_MAX_CHARS: usize = 255;
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
 type FileName = Text<1, NAME_MAX_CHARS>;
 
-const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
+/// Long enough to start a 25 MiB upload on a slow connection (S3 checks the expiry when the
+/// request starts, not when it ends), short enough that a URL leaked or left over is soon
+/// useless. Bytes it uploads after its file was deleted are removed by [`UploadCleanup`].
+pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(10 * 60);
 const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(5 * 60);
 
 mod status {
@@ -104,17 +111,21 @@ pub struct Files {
     max_bytes: u64,
 }
 
+/// The files table, as every files function reads it.
+fn collection(env: &Env) -> Result<Collection, ConfigError> {
+    Ok(Collection {
+        table: env.required("FILES_TABLE")?,
+        noun: File::NOUN,
+        scope: "files",
+        list_index: "user_id-created_at-index",
+        list_sort_key: "created_at",
+    })
+}
+
 impl Area for Files {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
-        let collection = Collection {
-            table: env.required("FILES_TABLE")?,
-            noun: File::NOUN,
-            scope: "files",
-            list_index: "user_id-created_at-index",
-            list_sort_key: "created_at",
-        };
         Ok(Self {
-            store: platform.store(collection)?,
+            store: platform.store(collection(env)?)?,
             objects: UserObjects::new(platform.s3(), env.required("FILES_BUCKET")?),
             max_bytes: env.parse_or("FILE_MAX_BYTES", DEFAULT_MAX_FILE_BYTES)?,
         })
@@ -167,8 +178,7 @@ async fn create(
 /// The caller's files, newest first.
 #[utoipa::path(get, path = "/files", tag = "files", operation_id = "list_files",
     params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (1-100, default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        Paging,
     ),
     responses((status = 200, description = "One page", body = FilePage)))]
 async fn list(

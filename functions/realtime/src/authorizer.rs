@@ -16,6 +16,8 @@ pub struct Authorizer {
 const REFUSED: &str = "Unauthorized";
 
 impl EventFunction for Authorizer {
+    // Verifies tokens only: no table is read.
+    const WARM_UP_DYNAMODB: bool = false;
     type Event = ApiGatewayCustomAuthorizerRequestTypeRequest;
     type Output = AuthorizerResponse;
 

@@ -8,7 +8,7 @@ use shared::{
     access::{Create, Read},
     children::{ChildCollection, ChildStore},
     cursor::PageRequest,
-    http::{json, ItemId, JsonBody, Noun, QueryParams, RequestBody},
+    http::{json, ItemId, JsonBody, Noun, Paging, QueryParams, RequestBody},
     item::{check_text, NewRecord, Text},
     resource::{self, Resource, Stores},
     store::{Changes, Collection, Expect, HasId, Space, UserStore},
@@ -235,8 +235,7 @@ async fn append(
 #[utoipa::path(get, path = "/sessions/{id}/messages", tag = "sessions", operation_id = "list_messages",
     params(
         ("id" = String, Path, format = Uuid, description = "The session's id"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (1-100, default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        Paging,
         ("after" = Option<String>, Query, description = "Poll: only messages after this cursor (the last page's `next_cursor`)"),
     ),
     responses((status = 200, description = "One page of messages", body = MessagePage)))]
@@ -246,14 +245,14 @@ async fn messages(
     session_id: ItemId<Session>,
     query: QueryParams,
 ) -> Result<Response, ApiError> {
+    // The session must be the caller's and still exist: orphans of an interrupted delete
+    // are never listed. Checked first, so a foreign session is a 404 whatever the query says.
+    area.sessions.get::<Session>(&space, &session_id).await?;
     let cursor = match (query.get("cursor"), query.get("after")) {
         (Some(_), Some(_)) => return Err(ApiError::bad_request("pass either cursor or after, not both")),
         (cursor, after) => cursor.or(after),
     };
     let page = PageRequest::parse(query.get("limit"), cursor)?;
-    // The session must be the caller's and still exist: orphans of an interrupted delete
-    // are never listed.
-    area.sessions.get::<Session>(&space, &session_id).await?;
     let page = area.messages.list::<Message>(&space, &session_id, &page).await?;
     json(StatusCode::OK, &page)
 }

@@ -140,7 +140,7 @@ impl RequestBody for UpdateWorkflow {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"results": [{"filename": "fox.png"}]}))]
 pub struct CompleteRun {
-    /// The run's outputs: a JSON array of at most 64 KiB.
+    /// The run's outputs: a JSON array of objects, at most 64 KiB.
     #[schema(value_type = Vec<Object>)]
     results: Box<RawValue>,
 }
@@ -363,8 +363,10 @@ async fn transition(
         (Transition::Start, _) => changes.set("run_id", &new_id())?.set("run_started_at", &now)?.remove("run_results"),
         (Transition::Complete, Some(body)) => {
             let results = body.results.get();
-            if !results.starts_with('[') {
-                return Err(ApiError::bad_request("results must be a JSON array"));
+            let items: Vec<&RawValue> = serde_json::from_str(results)
+                .map_err(|_| ApiError::bad_request("results must be a JSON array of objects"))?;
+            if let Some(at) = items.iter().position(|item| !item.get().starts_with('{')) {
+                return Err(ApiError::bad_request(format!("results[{at}] must be a JSON object")));
             }
             if results.len() > RESULTS_MAX_BYTES {
                 return Err(ApiError::PayloadTooLarge(format!("results are over {RESULTS_MAX_BYTES} bytes")));

@@ -91,7 +91,7 @@ pub fn event(document: &Value, route: &HttpRoute) -> Value {
 
 /// Writes every route's fixture into `out`, bodies from the API's description.
 pub fn write_all(out: &Path) -> Result<usize, BoxError> {
-    write_all_with(out, &docs::api_document())
+    write_all_with(out, &openapi_document::api_document())
 }
 
 /// Writes every route's fixture into `out`; returns how many.

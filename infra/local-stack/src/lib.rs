@@ -5,6 +5,7 @@ pub mod dynamodb_local;
 pub mod fixtures;
 pub mod gateway;
 pub mod local;
+pub mod s3_events;
 pub mod s3_local;
 pub mod streams;
 pub mod tables;

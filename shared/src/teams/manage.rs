@@ -239,10 +239,17 @@ impl Teams {
                 .expression_attribute_values(format!(":f{i}"), value);
             set.push(format!("#f{i} = :f{i}"));
         }
-        let mut condition = "attribute_exists(#id) AND attribute_not_exists(#deleting)".to_owned();
-        if let Expect::Version(v) = expect {
-            update = update.expression_attribute_values(":expected", n(v));
-            condition.push_str(" AND #version = :expected");
+        // The store's own condition for `If-Match`, and not being deleted.
+        let (mut names, mut values) = (HashMap::new(), HashMap::new());
+        let condition = format!(
+            "{} AND attribute_not_exists(#deleting)",
+            crate::store::UserStore::condition(&expect, &mut names, &mut values)
+        );
+        for (name, value) in names {
+            update = update.expression_attribute_names(name, value);
+        }
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
         }
         let result =
             update.update_expression(format!("SET {}", set.join(", "))).condition_expression(condition).send().await;
@@ -257,15 +264,9 @@ impl Teams {
                 });
                 match old {
                     None => Err(dynamo_error(e)),
-                    Some(Some(old)) if !old.contains_key(attr::DELETING_AT) => {
-                        Err(ApiError::PreconditionFailed(format!(
-                            "{noun} has changed since version {}: fetch it again and retry",
-                            match expect {
-                                Expect::Version(v) => v,
-                                Expect::Exists => 0,
-                            }
-                        )))
-                    }
+                    Some(Some(old)) if !old.contains_key(attr::DELETING_AT) => Err(ApiError::PreconditionFailed(
+                        format!("{noun} has changed since the version in If-Match: fetch it again and retry"),
+                    )),
                     Some(_) => Err(ApiError::NotFound(noun)),
                 }
             }

@@ -124,9 +124,16 @@ async fn optimistic_concurrency() {
         (Some("v2"), Some(2)),
         "the lost writes changed nothing"
     );
-    h.call_with(&alice, "PATCH", &path, &[("if-match", "not-a-version")], Some(json!({"name": "x"})))
-        .await
-        .assert_problem(400);
+    // Tags that cannot name a version (weak, foreign, not an ETag list at all) never match:
+    // refused as stale rather than written unconditionally.
+    for never in ["W/\"2\"", "\"two\"", "not-a-version"] {
+        h.call_with(&alice, "PATCH", &path, &[("if-match", never)], Some(json!({"name": "x"})))
+            .await
+            .assert_problem(412);
+    }
+    let missing = format!("/canvases/{}", uuid::Uuid::now_v7());
+    h.call_with(&alice, "DELETE", &missing, &[("if-match", "\"1\"")], None).await.assert_problem(404);
+    assert_eq!(h.call(Some(&alice), "GET", &path, None).await.json()["name"], "v2");
 
     // Two writers racing on the same version: exactly one wins.
     let (a, b) = tokio::join!(
@@ -137,7 +144,8 @@ async fn optimistic_concurrency() {
     statuses.sort();
     assert_eq!(statuses, vec![200, 412]);
     assert_eq!(h.call(Some(&alice), "GET", &path, None).await.json()["version"], 3);
-    let deleted = h.call_with(&alice, "DELETE", &path, &[("if-match", "\"3\"")], None).await;
+    // A list matches when any of its tags is the current version.
+    let deleted = h.call_with(&alice, "DELETE", &path, &[("if-match", "\"9\", W/\"3\", \"3\"")], None).await;
     assert_eq!(deleted.status, 204);
 }
 

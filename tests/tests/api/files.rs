@@ -362,3 +362,76 @@ async fn users_named_dot_and_dot_dot_keep_their_files_under_their_own_prefix() {
         assert!(!get(&download).await.0.is_success(), "the object is gone");
     }
 }
+
+/// Whether `who`'s object `name` is gone within `bound` (the upload cleanup runs on S3's
+/// notification, after the PUT has answered).
+async fn gone_within(objects: &UserObjects, who: &Space, name: &str, bound: Duration) -> bool {
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        if objects.stat(who, name).await.unwrap().is_none() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An upload URL cannot be revoked: S3 accepts a PUT through one until it expires, also after
+/// its file was deleted. The bytes must not stay: S3's ObjectCreated notification (raised
+/// locally by the local S3 server, as the template subscribes it) runs the upload cleanup, which
+/// deletes objects without a file record. Uploads with a record, completed at once or still
+/// pending, stay.
+#[tokio::test]
+async fn bytes_uploaded_after_their_file_was_deleted_do_not_stay() {
+    let h = Harness::new().await;
+    let objects = objects(&h);
+    // Characters the key encodes (`%2E`, `%20`, `%7C`, `%C3%A9`), which S3's notification
+    // encodes once more: the cleanup must still find the owner, or it would delete what stays.
+    let alice = h.user("alice. |é");
+    let alice_is = personal_space(&h, &alice).await;
+    assert!(UserObjects::prefix(&alice_is).contains("%2E%20%7C%C3%A9"));
+
+    // Uploads that have their record: one completed at once, one still pending.
+    let (ready, _, download) = stored(&h, &alice, "ready.png", b"ready bytes").await;
+    let pending = announce(&h, &alice, "pending.png", b"pending bytes").await;
+    let pending_id = pending["file"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(put(&pending["upload"], b"pending bytes".to_vec()).await, StatusCode::OK);
+
+    // DELETE /files/{id}, then a PUT through the upload URL issued for it.
+    let bytes = b"bytes that come too late".to_vec();
+    let created = announce(&h, &alice, "late.png", &bytes).await;
+    let late = created["file"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(h.call(Some(&alice), "DELETE", &format!("/files/{late}"), None).await.status, 204);
+    assert_eq!(put(&created["upload"], bytes).await, StatusCode::OK, "S3 takes it: the URL is still valid");
+    assert!(
+        gone_within(&objects, &alice_is, &late, Duration::from_secs(10)).await,
+        "the bytes of a deleted file stayed"
+    );
+
+    // Notifications are handled in the order the objects were created: the two uploads before
+    // were handled too, and stayed.
+    assert_eq!(get(&download).await, (StatusCode::OK, b"ready bytes".to_vec()), "a completed upload stays");
+    assert!(objects.stat(&alice_is, &pending_id).await.unwrap().is_some(), "a pending upload stays");
+    let done = h.call(Some(&alice), "POST", &format!("/files/{pending_id}/complete"), None).await;
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_eq!(h.call(Some(&alice), "GET", &format!("/files/{ready}"), None).await.json()["status"], "ready");
+}
+
+/// The same after `DELETE /me`: a deleted user's bytes do not come back into the bucket through
+/// an upload URL issued before the deletion.
+#[tokio::test]
+async fn bytes_uploaded_after_the_account_was_deleted_do_not_stay() {
+    let h = Harness::new().await;
+    let bob = h.user("bob");
+    let bob_is = personal_space(&h, &bob).await;
+    let bytes = b"bytes that come too late".to_vec();
+    let created = announce(&h, &bob, "after-me.png", &bytes).await;
+    let orphan = created["file"]["id"].as_str().unwrap().to_owned();
+    let deleted = h.call(Some(&bob), "DELETE", "/me", None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert_eq!(put(&created["upload"], bytes).await, StatusCode::OK, "S3 takes it: the URL is still valid");
+    let gone = gone_within(&objects(&h), &bob_is, &orphan, Duration::from_secs(10)).await;
+    assert!(gone, "a deleted user's bytes are back in the bucket");
+}

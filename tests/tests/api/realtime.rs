@@ -85,12 +85,14 @@ fn is_message(id: &str) -> impl Fn(&Value) -> bool + '_ {
     move |e| e["type"] == "message.created" && e["id"] == id
 }
 
-async fn append(h: &Harness, user: &User, sid: &str, text: &str) -> String {
+/// Appends a message: its id and the `seq` the API answered with.
+async fn append(h: &Harness, user: &User, sid: &str, text: &str) -> (String, u64) {
     let r = h
         .call(Some(user), "POST", &format!("/sessions/{sid}/messages"), Some(json!({"role": "user", "content": text})))
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
-    r.json()["id"].as_str().unwrap().to_owned()
+    let message = r.json();
+    (message["id"].as_str().unwrap().to_owned(), message["seq"].as_u64().expect("the API numbers messages"))
 }
 
 /// Every table the registry marks `pushed` streams into the push function, which names it in
@@ -131,7 +133,7 @@ async fn pushes_reach_all_of_the_owners_connections_and_no_one_else(live: &Live)
         .as_str()
         .unwrap()
         .to_owned();
-    let mid = append(h, &alice, &sid, "secret plan").await;
+    let (mid, seq) = append(h, &alice, &sid, "secret plan").await;
     for socket in [&mut a1, &mut a2] {
         // Streams of different tables are not ordered with each other: wait for both events.
         let mut got = events(socket, Duration::from_secs(10), is_message(&mid)).await;
@@ -144,6 +146,7 @@ async fn pushes_reach_all_of_the_owners_connections_and_no_one_else(live: &Live)
             .find(|e| is_message(&mid)(e))
             .unwrap_or_else(|| panic!("alice's socket missed the message: {got:?}"));
         assert_eq!(pushed["session_id"], json!(sid));
+        assert_eq!(pushed["seq"], json!(seq), "the push numbers the message as the API does: {pushed}");
         assert!(!pushed.to_string().contains("secret plan"), "pushes name what changed, not its content");
         assert!(got.iter().any(created), "alice's socket missed the session: {got:?}");
     }
@@ -151,8 +154,11 @@ async fn pushes_reach_all_of_the_owners_connections_and_no_one_else(live: &Live)
     b1.send(Message::text(json!({"action": "subscribe", "session_id": sid}).to_string())).await.unwrap();
     let reply = events(&mut b1, Duration::from_secs(5), |_| true).await;
     assert_eq!(reply.first().map(|e| e["type"].clone()), Some(json!("error")), "{reply:?}");
-    let mid2 = append(h, &alice, &sid, "second").await;
-    assert!(!events(&mut a1, Duration::from_secs(10), is_message(&mid2)).await.is_empty());
+    let (mid2, seq2) = append(h, &alice, &sid, "second").await;
+    let got = events(&mut a1, Duration::from_secs(10), is_message(&mid2)).await;
+    let pushed = got.iter().find(|e| is_message(&mid2)(e)).unwrap_or_else(|| panic!("missed: {got:?}"));
+    assert_eq!((seq, seq2), (1, 2));
+    assert_eq!(pushed["seq"], json!(seq2), "{pushed}");
     let heard = events(&mut b1, Duration::from_secs(2), |_| false).await;
     assert!(heard.is_empty(), "bob heard alice's events: {heard:?}");
 
@@ -167,10 +173,11 @@ async fn pushes_reach_all_of_the_owners_connections_and_no_one_else(live: &Live)
     a1.send(Message::text(r#"{"action":"ping"}"#)).await.unwrap();
     assert_eq!(events(&mut a1, Duration::from_secs(5), |e| e["type"] == "pong").await.last().unwrap()["type"], "pong");
 
-    // A client without a socket polls and gets the same messages.
+    // A client without a socket polls and gets the same messages, numbered as they were pushed.
     let polled = h.list_all(&alice, &format!("/sessions/{sid}/messages"), 10).await.0;
-    let ids: Vec<&str> = polled.iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec![mid.as_str(), mid2.as_str()]);
+    let ids: Vec<(&str, u64)> =
+        polled.iter().map(|m| (m["id"].as_str().unwrap(), m["seq"].as_u64().unwrap())).collect();
+    assert_eq!(ids, vec![(mid.as_str(), seq), (mid2.as_str(), seq2)]);
 }
 
 async fn connections_without_a_valid_token_are_refused(live: &Live) {
@@ -238,9 +245,10 @@ async fn push_latency_over_200_messages(live: &Live) {
     let mut latencies = Vec::new();
     for i in 0..200 {
         let started = Instant::now();
-        let mid = append(h, &alice, &sid, &format!("m{i}")).await;
+        let (mid, seq) = append(h, &alice, &sid, &format!("m{i}")).await;
         let got = events(&mut socket, Duration::from_secs(10), is_message(&mid)).await;
-        assert!(got.iter().any(is_message(&mid)), "message {i} was not pushed");
+        let pushed = got.iter().find(|e| is_message(&mid)(e)).unwrap_or_else(|| panic!("message {i} was not pushed"));
+        assert_eq!(pushed["seq"], json!(seq), "message {i}");
         latencies.push(started.elapsed());
     }
     latencies.sort();

@@ -89,10 +89,12 @@ async fn run_transitions_are_conditional() {
     );
     let results = h.call(Some(&alice), "GET", &format!("/workflows/{wid}/run/results"), None).await.json();
     assert_eq!(results["results"], json!([]));
-    let bad = h
-        .call(Some(&alice), "POST", &format!("/workflows/{wid}/run/complete"), Some(json!({"results": {"x": 1}})))
-        .await;
-    bad.assert_problem(400);
+    // Results are an array of objects, as documented; anything else leaves the run running.
+    for bad in [json!({"x": 1}), json!([{"ok": 1}, []]), json!([1])] {
+        h.call(Some(&alice), "POST", &format!("/workflows/{wid}/run/complete"), Some(json!({ "results": bad })))
+            .await
+            .assert_problem(400);
+    }
     assert_eq!(run(&h, &alice, &wid, "complete").await.1["status"], "completed");
     let results = h.call(Some(&alice), "GET", &format!("/workflows/{wid}/run/results"), None).await.json();
     assert_eq!(results["results"], json!([{"image": "out.png"}]));

@@ -95,6 +95,7 @@ async fn up(port: u16, dynamodb_port: Option<u16>) -> Result<(), BoxError> {
     settings.gateway_url = Some(base.clone());
     let stack = Arc::new(LocalStack::build(aws.template.clone(), settings).await?);
     let _pumps = local_stack::streams::spawn_pumps(stack.clone()).await?;
+    let _notifications = tokio::spawn(local_stack::s3_events::deliver(stack.clone()));
     println!("\nLocal API (development mode) at {base}");
     for route in &routes {
         println!("  {route}");

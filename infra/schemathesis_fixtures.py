@@ -1,0 +1,54 @@
+"""Test data for schemathesis: items in the state an operation needs before it can succeed.
+
+A workflow run is resumed only when paused, paused or completed only when running; a file is
+completed only once its bytes are uploaded. Random ids reach none of them, and chance rarely
+strings the right links together, so each such operation gets an item of its own, made here
+through the API and named to schemathesis by `infra/schemathesis.toml` (ST_* variables).
+Usage: schemathesis_fixtures.py <base URL> <token>; prints `export ST_...=<id>` lines.
+"""
+
+import json
+import sys
+import urllib.request
+
+base, token = sys.argv[1:3]
+
+
+def call(method, path, body=None, headers=None, url=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url or base + path, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        text = answer.read()
+        return json.loads(text) if text else None
+
+
+def workflow(*transitions):
+    made = call("POST", "/workflows", {"name": "schemathesis fixture", "graph": {}})
+    for transition in transitions:
+        call("POST", f"/workflows/{made['id']}/run/{transition}")
+    return made["id"]
+
+
+def uploaded_file():
+    made = call("POST", "/files", {"name": "fixture.bin", "content_type": "application/octet-stream", "size": 4})
+    upload = made["upload"]
+    request = urllib.request.Request(upload["url"], data=b"\0" * 4, method=upload["method"], headers=upload["headers"])
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    return made["id"]
+
+
+fixtures = {
+    "ST_RUNNING_WORKFLOW_TO_PAUSE": workflow("start"),
+    "ST_RUNNING_WORKFLOW_TO_COMPLETE": workflow("start"),
+    "ST_PAUSED_WORKFLOW": workflow("start", "pause"),
+    "ST_RUNNING_WORKFLOW_TO_RESET": workflow("start"),
+    "ST_UPLOADED_FILE": uploaded_file(),
+}
+for name, value in fixtures.items():
+    print(f"export {name}={value}")
