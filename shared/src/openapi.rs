@@ -122,6 +122,10 @@ fn link_item_operations(paths: &mut Value) {
                 }
                 let Some(id) = operation["operationId"].as_str() else { continue };
                 let mut parameters = json!({ "id": id_from });
+                // The item lives where its source does: the same project (`{project_id}`).
+                for name in path_parameters(&path).filter(|n| *n != "id") {
+                    parameters[name] = json!(format!("$request.path.{name}"));
+                }
                 let conditional = operation["parameters"]
                     .as_array()
                     .is_some_and(|ps| ps.iter().any(|p| p["name"] == "If-Match" && p["in"] == "header"));
@@ -164,6 +168,11 @@ fn require_a_change_in_patches(doc: &mut Value) {
             schema["minProperties"] = json!(1);
         }
     }
+}
+
+/// The names of a path template's parameters (`/projects/{project_id}/x/{id}`: project_id, id).
+fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
 }
 
 fn is_method(name: &str) -> bool {
