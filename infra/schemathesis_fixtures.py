@@ -69,6 +69,11 @@ fixtures = {
     "ST_ORG_TO_DELETE": organization(),
     "ST_PROJECT_TO_DELETE": project(org),
     "ST_MEMBER": member(org, shared_project, "schemathesis-member"),
+    # Items of the shared project to delete.
+    "ST_PROJECT_CANVAS": call("POST", f"/projects/{shared_project}/canvases", {"name": "fixture"})["id"],
+    "ST_PROJECT_SESSION": call("POST", f"/projects/{shared_project}/sessions", {})["id"],
+    "ST_PROJECT_WORKFLOW": workflow(space=f"/projects/{shared_project}"),
+    "ST_PROJECT_FILE": uploaded_file(space=f"/projects/{shared_project}"),
     # The same states inside the shared project.
     "ST_PROJECT_RUNNING_WORKFLOW_TO_PAUSE": workflow("start", space=f"/projects/{shared_project}"),
     "ST_PROJECT_RUNNING_WORKFLOW_TO_COMPLETE": workflow("start", space=f"/projects/{shared_project}"),
