@@ -27,15 +27,17 @@ def call(method, path, body=None, headers=None, url=None):
         return json.loads(text) if text else None
 
 
-def workflow(*transitions):
-    made = call("POST", "/workflows", {"name": "schemathesis fixture", "graph": {}})
+def workflow(*transitions, space=""):
+    made = call("POST", f"{space}/workflows", {"name": "schemathesis fixture", "graph": {}})
     for transition in transitions:
-        call("POST", f"/workflows/{made['id']}/run/{transition}")
+        call("POST", f"{space}/workflows/{made['id']}/run/{transition}")
     return made["id"]
 
 
-def uploaded_file():
-    made = call("POST", "/files", {"name": "fixture.bin", "content_type": "application/octet-stream", "size": 4})
+def uploaded_file(space=""):
+    made = call(
+        "POST", f"{space}/files", {"name": "fixture.bin", "content_type": "application/octet-stream", "size": 4}
+    )
     upload = made["upload"]
     request = urllib.request.Request(upload["url"], data=b"\0" * 4, method=upload["method"], headers=upload["headers"])
     with urllib.request.urlopen(request, timeout=10):
@@ -43,7 +45,41 @@ def uploaded_file():
     return made["id"]
 
 
+def organization():
+    return call("POST", "/orgs", {"name": "schemathesis fixture"})["id"]
+
+
+def project(org):
+    return call("POST", f"/orgs/{org}/projects", {"name": "schemathesis fixture"})["id"]
+
+
+def member(org, project, user):
+    for scope in (f"/orgs/{org}", f"/projects/{project}"):
+        call("PUT", f"{scope}/members/{user}", {"role": "member"})
+    return user
+
+
+org = organization()
+shared_project = project(org)
 fixtures = {
+    # The caller's own organization and project, for every route that names one; the deletions
+    # get their own (they end them), and the member removals a member to remove.
+    "ST_ORG": org,
+    "ST_PROJECT": shared_project,
+    "ST_ORG_TO_DELETE": organization(),
+    "ST_PROJECT_TO_DELETE": project(org),
+    "ST_MEMBER": member(org, shared_project, "schemathesis-member"),
+    # Items of the shared project to delete.
+    "ST_PROJECT_CANVAS": call("POST", f"/projects/{shared_project}/canvases", {"name": "fixture"})["id"],
+    "ST_PROJECT_SESSION": call("POST", f"/projects/{shared_project}/sessions", {})["id"],
+    "ST_PROJECT_WORKFLOW": workflow(space=f"/projects/{shared_project}"),
+    "ST_PROJECT_FILE": uploaded_file(space=f"/projects/{shared_project}"),
+    # The same states inside the shared project.
+    "ST_PROJECT_RUNNING_WORKFLOW_TO_PAUSE": workflow("start", space=f"/projects/{shared_project}"),
+    "ST_PROJECT_RUNNING_WORKFLOW_TO_COMPLETE": workflow("start", space=f"/projects/{shared_project}"),
+    "ST_PROJECT_PAUSED_WORKFLOW": workflow("start", "pause", space=f"/projects/{shared_project}"),
+    "ST_PROJECT_RUNNING_WORKFLOW_TO_RESET": workflow("start", space=f"/projects/{shared_project}"),
+    "ST_PROJECT_UPLOADED_FILE": uploaded_file(space=f"/projects/{shared_project}"),
     "ST_RUNNING_WORKFLOW_TO_PAUSE": workflow("start"),
     "ST_RUNNING_WORKFLOW_TO_COMPLETE": workflow("start"),
     "ST_PAUSED_WORKFLOW": workflow("start", "pause"),

@@ -6,7 +6,9 @@ run fast) the hook uploads that many bytes, so `POST /files/{id}/complete` can s
 stateful phase follows the create's link to it.
 """
 
+import os
 import urllib.request
+import uuid
 
 import schemathesis
 
@@ -27,3 +29,28 @@ def after_call(context, case, response):
     )
     with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.status == 200, f"upload failed: {answer.status}"
+
+
+# Teams routes act in the caller's own organization and project (made by
+# schemathesis_fixtures.py), in every phase: a random id answers 404, and the stateful phase's
+# links cannot name them. Invalid ids (negative cases) are left as generated; deleting the
+# organization or the project keeps its own fixture (schemathesis.toml).
+TEAM_IDS = {"org_id": os.environ.get("ST_ORG"), "project_id": os.environ.get("ST_PROJECT")}
+OWN_FIXTURES = {("DELETE", "/orgs/{org_id}"), ("DELETE", "/projects/{project_id}")}
+
+
+@schemathesis.hook
+def before_call(context, case, **kwargs):
+    if (case.method.upper(), case.operation.path) in OWN_FIXTURES or not case.path_parameters:
+        return
+    for name, value in TEAM_IDS.items():
+        if value and name in case.path_parameters and is_uuid(case.path_parameters[name]):
+            case.path_parameters[name] = value
+
+
+def is_uuid(value):
+    try:
+        uuid.UUID(str(value))
+        return True
+    except ValueError:
+        return False

@@ -72,7 +72,7 @@ pub enum AuthError {
     KeyMismatch(String, Algorithm),
     #[error("token rejected: {0}")]
     Invalid(jsonwebtoken::errors::Error),
-    #[error("sub claim is empty, too long or has control characters")]
+    #[error("sub claim is empty, too long, has control characters or a reserved prefix")]
     BadSubject,
     #[error("authorizer claims disagree with the token")]
     AuthorizerMismatch,
@@ -239,7 +239,12 @@ impl Verifier {
         validation.algorithms = vec![header.alg];
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(AuthError::Invalid)?;
         let sub = data.claims.sub;
-        if sub.is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
+        // A subject that looks like a project's partition could address that project's items.
+        if sub.is_empty()
+            || sub.len() > MAX_SUB_LEN
+            || sub.chars().any(char::is_control)
+            || sub.starts_with(crate::store::PROJECT_PARTITION_PREFIX)
+        {
             return Err(AuthError::BadSubject);
         }
         // Negative, NaN or absent: issued at 0, i.e. before any deletion (the safe side).

@@ -23,11 +23,10 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
 use crate::{
-    auth::Identity,
     cursor::{CursorCodec, CursorKey, PageRequest},
     error::ApiError,
     item::Timestamp,
-    store::{attr, batch_delete, dynamo_error, page_of, user_query, HasId, Item, ResumeKey, UserStore},
+    store::{attr, batch_delete, dynamo_error, page_of, user_query, HasId, Item, ResumeKey, Space, UserStore},
 };
 
 /// How long an append keeps retrying when concurrent appends to the same parent take the next
@@ -99,9 +98,9 @@ impl ChildStore {
         order.strip_prefix(parent_id)?.strip_prefix('#')?.strip_prefix(SEQ_MARK)?.parse().ok()
     }
 
-    /// Cursors are bound to the user, the list and the parent.
-    fn scope(&self, parent_id: &str) -> String {
-        format!("{}:{parent_id}", self.collection.scope)
+    /// Cursors are bound to the user, the list, the space and the parent.
+    fn scope(&self, space: &Space, parent_id: &str) -> String {
+        space.cursor_scope(&format!("{}:{parent_id}", self.collection.scope))
     }
 
     /// Stores `child` under `parent_id` as the parent's next child and bumps the parent's
@@ -109,26 +108,26 @@ impl ChildStore {
     /// exists (else 404). Returns the child's sequence number.
     pub async fn append<C: Serialize + HasId>(
         &self,
-        who: &Identity,
+        space: &Space,
         parent: &UserStore,
         parent_id: &str,
         child: &C,
     ) -> Result<u64, ApiError> {
         let c = &self.collection;
         let mut item: Item = dynamo::to_item(child).map_err(|e| ApiError::Internal(e.to_string()))?;
-        item.insert(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()));
+        item.insert(attr::USER_ID.to_owned(), AttributeValue::S(space.partition()));
         item.insert(attr::ID.to_owned(), AttributeValue::S(child.id().to_owned()));
         item.insert(c.parent_attr.to_owned(), AttributeValue::S(parent_id.to_owned()));
         let started = std::time::Instant::now();
-        let mut last = self.last_seq(who, parent, parent_id).await?;
+        let mut last = self.last_seq(space, parent, parent_id).await?;
         let mut attempt = 0;
         while started.elapsed() < APPEND_BUDGET {
             let seq = last + 1;
-            match self.try_append(who, parent, parent_id, child.id(), item.clone(), seq).await? {
+            match self.try_append(space, parent, parent_id, child.id(), item.clone(), seq).await? {
                 Attempt::Done => return Ok(seq),
                 Attempt::Behind(Some(stored)) => last = stored,
                 // A conflicting transaction was in flight: what it did is unknown, read again.
-                Attempt::Behind(None) => last = self.last_seq(who, parent, parent_id).await?,
+                Attempt::Behind(None) => last = self.last_seq(space, parent, parent_id).await?,
             }
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
@@ -138,12 +137,12 @@ impl ChildStore {
     }
 
     /// The sequence number of the parent's newest child (0 if none), read consistently.
-    async fn last_seq(&self, who: &Identity, parent: &UserStore, parent_id: &str) -> Result<u64, ApiError> {
+    async fn last_seq(&self, space: &Space, parent: &UserStore, parent_id: &str) -> Result<u64, ApiError> {
         let out = self
             .client
             .get_item()
             .table_name(&parent.collection().table)
-            .set_key(Some(parent.key(who, parent_id)))
+            .set_key(Some(parent.key(space, parent_id)))
             .consistent_read(true)
             .projection_expression("#id, #seq")
             .expression_attribute_names("#id", attr::ID)
@@ -163,7 +162,7 @@ impl ChildStore {
     /// `seq - 1`.
     async fn try_append(
         &self,
-        who: &Identity,
+        space: &Space,
         parent: &UserStore,
         parent_id: &str,
         child_id: &str,
@@ -182,7 +181,7 @@ impl ChildStore {
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut advance = Update::builder()
             .table_name(&parent.collection().table)
-            .set_key(Some(parent.key(who, parent_id)))
+            .set_key(Some(parent.key(space, parent_id)))
             .update_expression("SET #seq = :seq, #updated_at = :now")
             .expression_attribute_names("#id", attr::ID)
             .expression_attribute_names("#seq", c.parent_seq_attr)
@@ -202,10 +201,18 @@ impl ChildStore {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(advance).build())
-            // Refused once the account is deleted after the token was issued (see UserStore::create).
-            .transact_items(parent.account_guard(who)?)
+            // Refused once the account is deleted after the token was issued, or the project is
+            // being deleted (see UserStore::create_guards).
+            .set_transact_items(Some(
+                [
+                    vec![
+                        TransactWriteItem::builder().put(put).build(),
+                        TransactWriteItem::builder().update(advance).build(),
+                    ],
+                    parent.create_guards(space)?,
+                ]
+                .concat(),
+            ))
             // A fresh token per attempt: the SDK's own retries of this attempt are idempotent
             // (a commit whose answer was lost is not written twice), our next attempt is not.
             .client_request_token(uuid::Uuid::now_v7().to_string())
@@ -224,6 +231,9 @@ impl ChildStore {
         let code = |i: usize| reasons.get(i).and_then(|r| r.code());
         if code(2) == Some("ConditionalCheckFailed") {
             return Err(ApiError::AccountDeleted);
+        }
+        if code(3) == Some("ConditionalCheckFailed") {
+            return Err(ApiError::NotFound("project"));
         }
         if code(1) == Some("ConditionalCheckFailed") {
             return match reasons[1].item() {
@@ -245,16 +255,16 @@ impl ChildStore {
     /// ends before the first sequence number the index does not show yet (see the module).
     pub async fn list<T: DeserializeOwned + Serialize>(
         &self,
-        who: &Identity,
+        space: &Space,
         parent_id: &str,
         page: &PageRequest,
     ) -> Result<ChildPage<T>, ApiError> {
         let c = &self.collection;
-        let scope = self.scope(parent_id);
+        let scope = self.scope(space, parent_id);
         let resume = ResumeKey([attr::ID, c.order_attr]);
         let prefix = Self::unsequenced_order_key(parent_id, "");
         let inside_parent = |key: &CursorKey| key.get(c.order_attr).is_some_and(|o| o.starts_with(&prefix));
-        let start = resume.decode(&self.cursors, &scope, who, page.cursor.as_deref(), inside_parent)?;
+        let start = resume.decode(&self.cursors, &scope, space, page.cursor.as_deref(), inside_parent)?;
         // The number the next sequenced child must have: after the cursor's, or the first.
         let mut expected = start
             .as_ref()
@@ -264,7 +274,7 @@ impl ChildStore {
             })
             .map_or(1, |seq| seq + 1);
         let out = self
-            .children_query(who, parent_id)
+            .children_query(space, parent_id)
             .scan_index_forward(true)
             .limit(page.limit as i32 + 1)
             .set_exclusive_start_key(start)
@@ -288,7 +298,7 @@ impl ChildStore {
         }
         let page_read = page_of(items, page.limit, more_stored, |i| self.strip(i))?;
         let poll_cursor = match &page_read.last {
-            Some(last) => Some(self.cursors.encode(&scope, who, &resume.of(last))),
+            Some(last) => Some(self.cursors.encode(&scope, space.caller(), &resume.of(last))),
             None => page.cursor.clone(),
         };
         let next_cursor = if page_read.more { poll_cursor.clone() } else { None };
@@ -307,10 +317,10 @@ impl ChildStore {
     /// over the whole partition.) A second pass over the index then removes what only it can find:
     /// children written offline by the migration, whose ids may predate the bound, and which were
     /// indexed long ago. The parent is gone before a purge starts, so nothing is appended meanwhile.
-    pub async fn purge(&self, who: &Identity, parent_id: &str) -> Result<usize, ApiError> {
+    pub async fn purge(&self, space: &Space, parent_id: &str) -> Result<usize, ApiError> {
         let mut deleted = HashSet::new();
-        self.purge_pass(who, parent_id, Pass::BaseTable { since: children_since(parent_id) }, &mut deleted).await?;
-        self.purge_pass(who, parent_id, Pass::Index, &mut deleted).await?;
+        self.purge_pass(space, parent_id, Pass::BaseTable { since: children_since(parent_id) }, &mut deleted).await?;
+        self.purge_pass(space, parent_id, Pass::Index, &mut deleted).await?;
         Ok(deleted.len())
     }
 
@@ -318,7 +328,7 @@ impl ChildStore {
     /// their ids (the index may still show what the base-table pass deleted).
     async fn purge_pass(
         &self,
-        who: &Identity,
+        space: &Space,
         parent_id: &str,
         pass: Pass,
         deleted: &mut HashSet<String>,
@@ -329,9 +339,11 @@ impl ChildStore {
             let query = match &pass {
                 Pass::BaseTable { since } => {
                     let query = match since {
-                        Some(since) => user_query(&self.client, &c.table, who, "#uid = :uid AND #id >= :since")
-                            .expression_attribute_values(":since", AttributeValue::S(since.clone())),
-                        None => user_query(&self.client, &c.table, who, "#uid = :uid"),
+                        Some(since) => {
+                            user_query(&self.client, &c.table, &space.partition(), "#uid = :uid AND #id >= :since")
+                                .expression_attribute_values(":since", AttributeValue::S(since.clone()))
+                        }
+                        None => user_query(&self.client, &c.table, &space.partition(), "#uid = :uid"),
                     };
                     query
                         .consistent_read(true)
@@ -339,7 +351,7 @@ impl ChildStore {
                         .expression_attribute_names("#parent", c.parent_attr)
                         .expression_attribute_values(":parent_id", AttributeValue::S(parent_id.to_owned()))
                 }
-                Pass::Index => self.children_query(who, parent_id),
+                Pass::Index => self.children_query(space, parent_id),
             };
             let out = query
                 .projection_expression("#uid, #id")
@@ -369,13 +381,18 @@ impl ChildStore {
     /// A Query for the caller's children of `parent_id`, on the ordering index.
     fn children_query(
         &self,
-        who: &Identity,
+        space: &Space,
         parent_id: &str,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        user_query(&self.client, &self.collection.table, who, "#uid = :uid AND begins_with(#order, :parent)")
-            .index_name(self.collection.index)
-            .expression_attribute_names("#order", self.collection.order_attr)
-            .expression_attribute_values(":parent", AttributeValue::S(Self::unsequenced_order_key(parent_id, "")))
+        user_query(
+            &self.client,
+            &self.collection.table,
+            &space.partition(),
+            "#uid = :uid AND begins_with(#order, :parent)",
+        )
+        .index_name(self.collection.index)
+        .expression_attribute_names("#order", self.collection.order_attr)
+        .expression_attribute_values(":parent", AttributeValue::S(Self::unsequenced_order_key(parent_id, "")))
     }
 }
 

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// since it tells the client what to do.
     #[error("the account was deleted; sign in again")]
     AccountDeleted,
+    /// The caller is a member, but their role does not allow this action.
+    #[error("{0}")]
+    Forbidden(String),
     /// The resource does not exist *for this caller*. Another user's item answers the same.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -70,6 +73,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) | Self::AccountDeleted => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,

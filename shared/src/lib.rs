@@ -3,6 +3,7 @@
 //! with user-bound cursors ([`cursor`]); errors map to HTTP in one place ([`error`]); and the
 //! request pipeline ([`http`]) ties them together so handlers stay thin.
 
+pub mod access;
 pub mod auth;
 pub mod budget;
 pub mod children;
@@ -21,6 +22,7 @@ pub mod realtime;
 pub mod resource;
 pub mod runtime;
 pub mod store;
+pub mod teams;
 
 pub use auth::{AuthConfig, Identity, TokenMinter, Verifier};
 pub use config::{ConfigError, Env};

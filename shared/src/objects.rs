@@ -27,7 +27,7 @@ use aws_sdk_s3::{
 };
 use serde::Serialize;
 
-use crate::{auth::Identity, error::ApiError};
+use crate::{auth::Identity, error::ApiError, store::Space};
 
 /// Where every user's prefix lives (the template's upload notifications filter on it too).
 pub const USERS_PREFIX: &str = "users/";
@@ -91,19 +91,23 @@ impl UserObjects {
         Self { client, bucket }
     }
 
-    /// The caller's prefix; nothing of theirs lives outside it, nothing of anyone else inside.
-    pub fn prefix(who: &Identity) -> String {
-        format!("{USERS_PREFIX}{}/", encode_user(who.user_id()))
+    /// The space's prefix: the caller's own, or the project's (`projects/<id>/`, the id a
+    /// canonical UUID); nothing of theirs lives outside it, nothing of anyone else inside.
+    pub fn prefix(space: &Space) -> String {
+        match space.project_id() {
+            None => format!("{USERS_PREFIX}{}/", encode_user(space.caller().user_id())),
+            Some(project) => format!("projects/{project}/"),
+        }
     }
 
-    fn key(who: &Identity, name: &str) -> String {
-        format!("{}{name}", Self::prefix(who))
+    fn key(space: &Space, name: &str) -> String {
+        format!("{}{name}", Self::prefix(space))
     }
 
     /// A PUT URL for exactly `size` bytes of `content_type` at the caller's `name`.
     pub async fn upload_url(
         &self,
-        who: &Identity,
+        space: &Space,
         name: &str,
         content_type: &str,
         size: u64,
@@ -114,7 +118,7 @@ impl UserObjects {
             .client
             .put_object()
             .bucket(&self.bucket)
-            .key(Self::key(who, name))
+            .key(Self::key(space, name))
             .content_type(content_type)
             .content_length(size as i64)
             .presigned(config)
@@ -127,13 +131,13 @@ impl UserObjects {
         Ok(Presigned { method: "PUT".into(), url: request.uri().to_owned(), headers, expires_at: expiry(ttl) })
     }
 
-    pub async fn download_url(&self, who: &Identity, name: &str, ttl: Duration) -> Result<Presigned, ApiError> {
+    pub async fn download_url(&self, space: &Space, name: &str, ttl: Duration) -> Result<Presigned, ApiError> {
         let config = PresigningConfig::expires_in(ttl).map_err(|e| ApiError::Internal(e.to_string()))?;
         let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(Self::key(who, name))
+            .key(Self::key(space, name))
             .presigned(config)
             .await
             .map_err(s3_error)?;
@@ -146,8 +150,8 @@ impl UserObjects {
     }
 
     /// Size and type of the caller's object, `None` if nothing was uploaded.
-    pub async fn stat(&self, who: &Identity, name: &str) -> Result<Option<StoredObject>, ApiError> {
-        match self.client.head_object().bucket(&self.bucket).key(Self::key(who, name)).send().await {
+    pub async fn stat(&self, space: &Space, name: &str) -> Result<Option<StoredObject>, ApiError> {
+        match self.client.head_object().bucket(&self.bucket).key(Self::key(space, name)).send().await {
             Ok(out) => Ok(Some(StoredObject {
                 size: out.content_length().unwrap_or_default().max(0) as u64,
                 content_type: out.content_type().map(str::to_owned),
@@ -158,13 +162,13 @@ impl UserObjects {
     }
 
     /// Deletes the caller's object; deleting what is not there succeeds.
-    pub async fn delete(&self, who: &Identity, name: &str) -> Result<(), ApiError> {
-        self.client.delete_object().bucket(&self.bucket).key(Self::key(who, name)).send().await.map_err(s3_error)?;
+    pub async fn delete(&self, space: &Space, name: &str) -> Result<(), ApiError> {
+        self.client.delete_object().bucket(&self.bucket).key(Self::key(space, name)).send().await.map_err(s3_error)?;
         Ok(())
     }
 
     /// Deletes everything under the caller's prefix. Returns how many objects were deleted.
-    pub async fn delete_all(&self, who: &Identity) -> Result<usize, ApiError> {
+    pub async fn delete_all(&self, space: &Space) -> Result<usize, ApiError> {
         let mut deleted = 0;
         loop {
             // Always the first page: what was deleted is gone, so this ends when the prefix is empty.
@@ -172,7 +176,7 @@ impl UserObjects {
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
-                .prefix(Self::prefix(who))
+                .prefix(Self::prefix(space))
                 .max_keys(1000)
                 .send()
                 .await
@@ -265,6 +269,18 @@ pub fn local_s3_client(endpoint: &str) -> Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Identity;
+
+    fn personal(user: &str) -> Space {
+        Space::personal(&Identity::for_tests(user))
+    }
+
+    #[test]
+    fn a_project_has_its_own_prefix() {
+        let project = Space::project(&Identity::for_tests("alice"), "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10");
+        assert_eq!(UserObjects::prefix(&project), "projects/0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10/");
+        assert!(UserObjects::prefix(&personal("projects")).starts_with("users/"));
+    }
 
     /// The inverse of [`encode_user`], to show that it loses nothing.
     fn decode(encoded: &str) -> Vec<u8> {
@@ -290,12 +306,14 @@ mod tests {
     fn prefixes_cannot_overlap_between_users() {
         let alice = Identity::for_tests("alice");
         let sneaky = Identity::for_tests("alice/files");
-        assert_eq!(UserObjects::prefix(&alice), "users/alice/");
-        assert_eq!(UserObjects::prefix(&sneaky), "users/alice%2Ffiles/");
-        assert!(!UserObjects::prefix(&sneaky).starts_with(&UserObjects::prefix(&alice)));
-        assert_eq!(UserObjects::prefix(&Identity::for_tests("auth0|42")), "users/auth0%7C42/");
+        assert_eq!(UserObjects::prefix(&Space::personal(&alice)), "users/alice/");
+        assert_eq!(UserObjects::prefix(&Space::personal(&sneaky)), "users/alice%2Ffiles/");
+        assert!(
+            !UserObjects::prefix(&Space::personal(&sneaky)).starts_with(&UserObjects::prefix(&Space::personal(&alice)))
+        );
+        assert_eq!(UserObjects::prefix(&personal("auth0|42")), "users/auth0%7C42/");
         assert_eq!(
-            UserObjects::prefix(&Identity::for_tests("0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10")),
+            UserObjects::prefix(&personal("0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10")),
             "users/0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10/",
             "Cognito subs (UUIDs) stay as they are"
         );
@@ -303,11 +321,11 @@ mod tests {
 
     #[test]
     fn dots_are_encoded_so_no_key_has_a_dot_segment() {
-        assert_eq!(UserObjects::prefix(&Identity::for_tests(".")), "users/%2E/");
-        assert_eq!(UserObjects::prefix(&Identity::for_tests("..")), "users/%2E%2E/");
-        assert_eq!(UserObjects::prefix(&Identity::for_tests("a.b")), "users/a%2Eb/");
+        assert_eq!(UserObjects::prefix(&personal(".")), "users/%2E/");
+        assert_eq!(UserObjects::prefix(&personal("..")), "users/%2E%2E/");
+        assert_eq!(UserObjects::prefix(&personal("a.b")), "users/a%2Eb/");
         for id in AWKWARD {
-            let key = UserObjects::key(&Identity::for_tests(id), "f");
+            let key = UserObjects::key(&personal(id), "f");
             assert!(!key.split('/').any(|s| s == "." || s == ".."), "{id:?}: {key}");
             let encoded = encode_user(id);
             assert!(!encoded.contains(['.', '/']), "{id:?}: {encoded}");
@@ -323,7 +341,7 @@ mod tests {
             assert_eq!(seen.insert(encoded.clone(), id), None, "{id:?} and another id share {encoded}");
         }
         for (a, b) in AWKWARD.iter().flat_map(|a| AWKWARD.iter().map(move |b| (a, b))) {
-            let (pa, pb) = (UserObjects::prefix(&Identity::for_tests(a)), UserObjects::prefix(&Identity::for_tests(b)));
+            let (pa, pb) = (UserObjects::prefix(&personal(a)), UserObjects::prefix(&personal(b)));
             assert!(a == b || !pa.starts_with(&pb), "{a:?}'s prefix {pa} is inside {b:?}'s {pb}");
         }
     }
@@ -332,7 +350,7 @@ mod tests {
     fn the_longest_user_id_still_fits_an_s3_key() {
         // 256 bytes: the verifier's limit on `sub`; every byte encoded: the worst case.
         let id = "|".repeat(256);
-        let key = UserObjects::key(&Identity::for_tests(&id), "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10");
+        let key = UserObjects::key(&personal(&id), "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10");
         assert!(key.len() <= 1024, "{} bytes", key.len());
     }
 
@@ -354,7 +372,7 @@ mod tests {
     fn created_objects_name_their_owner_by_the_key_prefix() {
         for id in AWKWARD.iter().chain(&["alice", "auth0|42"]) {
             let who = Identity::for_tests(id);
-            let key = UserObjects::key(&who, "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10");
+            let key = UserObjects::key(&Space::personal(&who), "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10");
             // As S3 encodes keys in events: `%` becomes `%25`.
             let encoded = key.replace('%', "%25");
             let objects = created_objects(&created("ObjectCreated:Put", &encoded));
@@ -382,7 +400,7 @@ mod tests {
     async fn presigned_urls_survive_url_parsing() {
         let objects = UserObjects::new(local_s3_client("http://127.0.0.1:9"), "bucket".into());
         for id in AWKWARD {
-            let who = Identity::for_tests(id);
+            let who = personal(id);
             let ttl = Duration::from_secs(60);
             for url in [
                 objects.upload_url(&who, "f", "image/png", 1, ttl).await.unwrap().url,

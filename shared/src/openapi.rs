@@ -9,6 +9,7 @@ use utoipa::openapi::OpenApi;
 const PROBLEMS: &[(&str, &str)] = &[
     ("400", "Bad input: malformed JSON, unknown or protected fields, invalid values, paging or cursor"),
     ("401", "No valid bearer token"),
+    ("403", "The caller's role in the organization or project does not allow this"),
     ("404", "Not found, or not the caller's"),
     ("409", "Conflicts with the current state"),
     ("412", "If-Match names a version that is not current"),
@@ -21,6 +22,16 @@ const PROBLEMS: &[(&str, &str)] = &[
 pub fn document(areas: impl IntoIterator<Item = OpenApi>) -> Value {
     let mut merged = OpenApi::default();
     for area in areas {
+        // Merging keeps the first of two schemas of one name: two types must not share one.
+        if let (Some(have), Some(new)) = (&merged.components, &area.components) {
+            for (name, schema) in &new.schemas {
+                let same = have
+                    .schemas
+                    .get(name)
+                    .is_none_or(|s| serde_json::to_value(s).ok() == serde_json::to_value(schema).ok());
+                assert!(same, "two different schemas are named {name}: rename one (`#[schema(as = ...)]`)");
+            }
+        }
         merged.merge(area);
     }
     let mut doc = serde_json::to_value(merged).expect("an OpenAPI document serializes");
@@ -49,11 +60,12 @@ pub fn document(areas: impl IntoIterator<Item = OpenApi>) -> Value {
     link_item_operations(&mut doc["paths"]);
     require_a_change_in_patches(&mut doc);
     if let Some(paths) = doc["paths"].as_object_mut() {
-        for item in paths.values_mut() {
+        for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else { continue };
+            let team = path.starts_with("/orgs") || path.starts_with("/projects/");
             for (method, operation) in item.iter_mut() {
                 if is_method(method) {
-                    finish_operation(method, operation);
+                    finish_operation(method, operation, team);
                 }
             }
         }
@@ -110,6 +122,10 @@ fn link_item_operations(paths: &mut Value) {
                 }
                 let Some(id) = operation["operationId"].as_str() else { continue };
                 let mut parameters = json!({ "id": id_from });
+                // The item lives where its source does: the same project (`{project_id}`).
+                for name in path_parameters(&path).filter(|n| *n != "id") {
+                    parameters[name] = json!(format!("$request.path.{name}"));
+                }
                 let conditional = operation["parameters"]
                     .as_array()
                     .is_some_and(|ps| ps.iter().any(|p| p["name"] == "If-Match" && p["in"] == "header"));
@@ -154,13 +170,18 @@ fn require_a_change_in_patches(doc: &mut Value) {
     }
 }
 
+/// The names of a path template's parameters (`/projects/{project_id}/x/{id}`: project_id, id).
+fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+}
+
 fn is_method(name: &str) -> bool {
     matches!(name, "get" | "put" | "post" | "delete" | "options" | "head" | "patch" | "trace")
 }
 
 /// Public operations say `security: [{}]` or `[]` where declared; every other one needs the
 /// bearer token and may answer the pipeline's problems.
-fn finish_operation(method: &str, operation: &mut Value) {
+fn finish_operation(method: &str, operation: &mut Value, team: bool) {
     let public =
         operation["security"].as_array().is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(Map::is_empty)));
     if public {
@@ -175,6 +196,8 @@ fn finish_operation(method: &str, operation: &mut Value) {
         let applies = match *status {
             "409" | "412" => writes,
             "413" | "415" => has_body,
+            // Only a role can refuse: routes of organizations and projects.
+            "403" => team,
             _ => true,
         };
         if applies && !responses.contains_key(*status) {

@@ -49,6 +49,25 @@ pub const OWNED_TABLES: &[OwnedTable] = &[
     },
 ];
 
+/// A table of team data (organizations, projects, memberships): owned by an organization or a
+/// project, reached only through a membership (`shared::teams`), never by a user's partition.
+/// A project's workspace items are not here: they live in the owned tables under the project's
+/// partition value, which no token subject can take.
+#[derive(Clone, Copy, Debug)]
+pub struct TeamTable {
+    pub logical_id: &'static str,
+    pub env: &'static str,
+    /// The key attributes, HASH then RANGE, as `template.yaml` must declare them.
+    pub key: &'static str,
+}
+
+/// Every team table.
+pub const TEAM_TABLES: &[TeamTable] = &[
+    TeamTable { logical_id: "OrganizationsTable", env: "ORGANIZATIONS_TABLE", key: "id" },
+    TeamTable { logical_id: "ProjectsTable", env: "PROJECTS_TABLE", key: "id" },
+    TeamTable { logical_id: "MembershipsTable", env: "MEMBERSHIPS_TABLE", key: "scope, user_id" },
+];
+
 /// The profile table: one item per user, keyed by `user_id` alone.
 pub const PROFILE_TABLE: ProfileTable = ProfileTable { logical_id: "UsersTable", env: "USERS_TABLE" };
 

@@ -145,7 +145,7 @@ impl Partition {
                 return Ok(Page { items, next_cursor: Some(self.cursor(who, table, None)) });
             }
             let owned = &self.exported[table];
-            let out = user_query(&self.client, &owned.name, who, "#uid = :uid")
+            let out = user_query(&self.client, &owned.name, who.user_id(), "#uid = :uid")
                 .limit((limit - items.len()) as i32)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -261,7 +261,7 @@ impl Partition {
                 // Always from the start: what was deleted is gone, so this ends when the partition
                 // is empty. Strongly consistent on the base table, so every create that committed
                 // before the tombstone is seen.
-                let out = user_query(&self.client, &owned.name, who, "#uid = :uid")
+                let out = user_query(&self.client, &owned.name, who.user_id(), "#uid = :uid")
                     .consistent_read(true)
                     .projection_expression("#uid, #id")
                     .expression_attribute_names("#id", attr::ID)

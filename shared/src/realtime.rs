@@ -171,7 +171,7 @@ impl Connections {
         let mut ids = Vec::new();
         let mut start = None;
         loop {
-            let out = user_query(&self.client, &self.table, &who, "#uid = :uid")
+            let out = user_query(&self.client, &self.table, who.user_id(), "#uid = :uid")
                 .set_exclusive_start_key(start)
                 .send()
                 .await

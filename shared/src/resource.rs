@@ -15,11 +15,12 @@ use utoipa::{
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
 use crate::{
-    auth::Identity,
+    access::{Create, Delete, Read, Update},
     error::ApiError,
     http::{json, json_versioned, no_content, with_location, IfMatch, ItemId, JsonBody, Noun, Paging, RequestBody},
     item::NewRecord,
-    store::{Changes, Expect, HasId, UserStore},
+    store::{Changes, Expect, HasId, Space, UserStore},
+    teams::Authorized,
 };
 
 /// A user-owned document as stored, with what its API accepts and returns.
@@ -45,10 +46,10 @@ pub trait Resource: Serialize + DeserializeOwned + HasId + Noun + Send + Sync + 
 pub trait Stores<R>: Send + Sync + 'static {
     fn store(&self) -> &UserStore;
 
-    /// Deletes one of the caller's items. Areas whose items own others (a session's messages)
+    /// Deletes one item of the space. Areas whose items own others (a session's messages)
     /// cascade here.
-    fn delete(&self, who: &Identity, id: &str, expect: Expect) -> impl Future<Output = Result<(), ApiError>> + Send {
-        async move { self.store().delete(who, id, expect).await }
+    fn delete(&self, space: &Space, id: &str, expect: Expect) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async move { self.store().delete(space, id, expect).await }
     }
 }
 
@@ -66,6 +67,49 @@ pub fn routes<R: Resource, A: Stores<R>>() -> OpenApiRouter<Arc<A>> {
         (Vec::new(), paths(item_doc::<R>()), get(read::<R, A>).patch(update::<R, A>).delete(delete::<R, A>));
     debug_assert!(item.1.paths.contains_key(&item_path));
     OpenApiRouter::new().routes(collection).routes(item)
+}
+
+/// The path under which every workspace route also serves a project's shared items.
+pub const PROJECT_PREFIX: &str = "/projects/{project_id}";
+
+/// An area's workspace routes twice: as they are (the caller's personal items) and nested under
+/// [`PROJECT_PREFIX`] (a project's items). The same handlers serve both: their
+/// [`Authorized`] extractor picks the space from the path and checks the caller's role there.
+pub fn personal_and_project<S: Clone + Send + Sync + 'static>(
+    routes: impl Fn() -> OpenApiRouter<S>,
+) -> OpenApiRouter<S> {
+    let mut project = OpenApiRouter::new().nest(PROJECT_PREFIX, routes());
+    for (path, item) in project.get_openapi_mut().paths.paths.iter_mut() {
+        debug_assert!(path.starts_with(PROJECT_PREFIX));
+        let parameter: utoipa::openapi::path::Parameter = serde_json::from_value(json!({
+            "name": "project_id", "in": "path", "required": true,
+            "description": "The project's id", "schema": { "type": "string", "format": "uuid" },
+        }))
+        .expect("a valid parameter");
+        item.parameters.get_or_insert_with(Vec::new).insert(0, parameter);
+        for operation in operations(item) {
+            operation.operation_id = operation.operation_id.take().map(|id| format!("{id}_in_project"));
+            for tag in operation.tags.iter_mut().flatten() {
+                *tag = "projects".to_owned();
+            }
+        }
+    }
+    routes().merge(project)
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+        item.options.as_mut(),
+        item.head.as_mut(),
+        item.trace.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Adds `T`'s schema and those it refers to.
@@ -205,35 +249,38 @@ fn versioned<R: Resource>(status: StatusCode, record: R) -> Result<Response, Api
 
 async fn create<R: Resource, A: Stores<R>>(
     State(area): State<Arc<A>>,
-    who: Identity,
+    space: Authorized<Create>,
     JsonBody(body): JsonBody<R::Create>,
 ) -> Result<Response, ApiError> {
     let record = R::create(body, NewRecord::now())?;
-    area.store().create(&who, &record).await?;
-    let location = format!("{}/{}", R::PATH, record.id());
+    area.store().create(&space, &record).await?;
+    let location = match space.project_id() {
+        None => format!("{}/{}", R::PATH, record.id()),
+        Some(project) => format!("/projects/{project}{}/{}", R::PATH, record.id()),
+    };
     with_location(versioned(StatusCode::CREATED, record)?, &location)
 }
 
 async fn read<R: Resource, A: Stores<R>>(
     State(area): State<Arc<A>>,
-    who: Identity,
+    space: Authorized<Read>,
     id: ItemId<R>,
 ) -> Result<Response, ApiError> {
-    let record: R = area.store().get(&who, &id).await?;
+    let record: R = area.store().get(&space, &id).await?;
     versioned(StatusCode::OK, record)
 }
 
 async fn list<R: Resource, A: Stores<R>>(
     State(area): State<Arc<A>>,
-    who: Identity,
+    space: Authorized<Read>,
     Paging(page): Paging,
 ) -> Result<Response, ApiError> {
-    json(StatusCode::OK, &area.store().list::<R::Summary>(&who, &page).await?)
+    json(StatusCode::OK, &area.store().list::<R::Summary>(&space, &page).await?)
 }
 
 async fn update<R: Resource, A: Stores<R>>(
     State(area): State<Arc<A>>,
-    who: Identity,
+    space: Authorized<Update>,
     id: ItemId<R>,
     IfMatch(expect): IfMatch,
     JsonBody(body): JsonBody<R::Update>,
@@ -242,28 +289,28 @@ async fn update<R: Resource, A: Stores<R>>(
     if changes.is_empty() {
         return Err(ApiError::bad_request("nothing to update"));
     }
-    apply::<R>(area.store(), &who, &id, expect, changes).await
+    apply::<R>(area.store(), &space, &id, expect, changes).await
 }
 
-/// Applies changes to the caller's record and answers with it (also for state transitions).
+/// Applies changes to a record of the space and answers with it (also for state transitions).
 pub async fn apply<R: Resource>(
     store: &UserStore,
-    who: &Identity,
+    space: &Space,
     id: &str,
     expect: Expect,
     changes: Changes,
 ) -> Result<Response, ApiError> {
-    let record: R = store.update(who, id, expect, changes).await?;
+    let record: R = store.update(space, id, expect, changes).await?;
     versioned(StatusCode::OK, record)
 }
 
 async fn delete<R: Resource, A: Stores<R>>(
     State(area): State<Arc<A>>,
-    who: Identity,
+    space: Authorized<Delete>,
     id: ItemId<R>,
     IfMatch(expect): IfMatch,
 ) -> Result<Response, ApiError> {
-    area.delete(&who, &id, expect).await?;
+    area.delete(&space, &id, expect).await?;
     Ok(no_content())
 }
 

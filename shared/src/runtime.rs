@@ -29,6 +29,10 @@ pub struct Platform {
     /// The profile table (`USERS_TABLE`), which every store checks a create against; only
     /// functions that create items have it.
     profiles: Option<String>,
+    /// Teams' tables, for functions with project or organization routes.
+    pub teams: Option<Arc<crate::teams::Teams>>,
+    /// The projects table, which creates in a project check.
+    projects: Option<String>,
     /// AWS settings: from the environment, or fixed local ones when every service this
     /// process uses has a local endpoint.
     #[cfg_attr(not(any(feature = "s3", feature = "realtime")), allow(dead_code))]
@@ -53,7 +57,33 @@ impl Platform {
         dynamodb.set_endpoint_url(dynamodb_endpoint);
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
         let profiles = env.optional(crate::owned::PROFILE_TABLE.env);
-        Ok(Self { verifier, dynamodb, cursors, development_mode, profiles, sdk_config, s3_endpoint })
+        let teams = crate::teams::Teams::from_env(dynamodb.clone(), env, cursors.clone())?;
+        let projects = env.optional("PROJECTS_TABLE");
+        let mut platform = Self {
+            verifier,
+            dynamodb,
+            cursors,
+            development_mode,
+            profiles,
+            teams: None,
+            projects,
+            sdk_config,
+            s3_endpoint,
+        };
+        #[cfg(feature = "s3")]
+        let teams = teams.map(|t| {
+            let objects = env.optional("FILES_BUCKET").map(|b| crate::objects::UserObjects::new(platform.s3(), b));
+            t.with_objects(objects)
+        });
+        platform.teams = teams.map(Arc::new);
+        Ok(platform)
+    }
+
+    /// Replaces the DynamoDB client everywhere this platform hands it out (the local stack adds
+    /// test interceptors this way).
+    pub fn set_dynamodb(&mut self, client: aws_sdk_dynamodb::Client) {
+        self.teams = self.teams.as_ref().map(|t| Arc::new(t.with_client(client.clone())));
+        self.dynamodb = client;
     }
 
     /// Opens the DynamoDB connection during the cold start instead of on the first request:
@@ -87,13 +117,19 @@ impl Platform {
     pub fn store(&self, collection: crate::store::Collection) -> Result<crate::store::UserStore, ConfigError> {
         let profiles =
             self.profiles.clone().ok_or_else(|| ConfigError::Missing(crate::owned::PROFILE_TABLE.env.into()))?;
-        Ok(crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone(), Some(profiles)))
+        Ok(crate::store::UserStore::new(
+            self.dynamodb.clone(),
+            collection,
+            self.cursors.clone(),
+            Some(profiles),
+            self.projects.clone(),
+        ))
     }
 
     /// A repository for a function that only looks items up (and may delete them), never
     /// creates: it needs no profile table, and a create through it fails.
     pub fn reader(&self, collection: crate::store::Collection) -> crate::store::UserStore {
-        crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone(), None)
+        crate::store::UserStore::new(self.dynamodb.clone(), collection, self.cursors.clone(), None, None)
     }
 
     /// A client for the API Gateway Management API of a WebSocket API (`endpoint` is
@@ -176,6 +212,7 @@ pub trait Area: Send + Sync + Sized + 'static {
 pub fn router<A: Area>(area: A, platform: &Platform) -> Router {
     let router: Router<Arc<A>> = A::routes().into();
     crate::http::app(router.with_state(Arc::new(area)), platform.verifier.clone())
+        .layer(axum::Extension(platform.teams.clone()))
 }
 
 /// The OpenAPI description of an area's routes (no clients needed).

@@ -32,9 +32,65 @@ pub mod attr {
     pub const DELETED_AT: &str = "deleted_at";
     /// On the profile item: the TTL attribute that removes a bare tombstone.
     pub const EXPIRES_AT: &str = "expires_at";
+    /// On an organization or project item: its deletion has begun (seconds since the epoch).
+    pub const DELETING_AT: &str = "deleting_at";
 }
 
 pub type Item = HashMap<String, AttributeValue>;
+
+/// Prefix of a project's partition value. The verifier refuses token subjects that start with
+/// it, so no user's personal partition can ever be a project's.
+pub const PROJECT_PARTITION_PREFIX: &str = "project#";
+
+/// Whose partition a store call addresses, and who is calling: the caller's personal space, or
+/// a project the caller was verified to belong to. Only `shared` builds the project kind (from
+/// a [`ProjectAccess`](crate::teams::ProjectAccess)), so a handler cannot name a partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Space {
+    caller: Identity,
+    project: Option<String>,
+}
+
+impl Space {
+    /// The caller's own items, partitioned by their user id exactly as before teams.
+    pub fn personal(who: &Identity) -> Self {
+        Self { caller: who.clone(), project: None }
+    }
+
+    pub(crate) fn project(who: &Identity, project_id: &str) -> Self {
+        Self { caller: who.clone(), project: Some(project_id.to_owned()) }
+    }
+
+    pub fn caller(&self) -> &Identity {
+        &self.caller
+    }
+
+    pub fn project_id(&self) -> Option<&str> {
+        self.project.as_deref()
+    }
+
+    /// The `user_id` partition value of this space's items.
+    pub(crate) fn partition(&self) -> String {
+        match &self.project {
+            None => self.caller.user_id().to_owned(),
+            Some(project) => project_partition(project),
+        }
+    }
+
+    /// Binds cursors to the list and the space (a personal list's scope is unchanged, so
+    /// cursors handed out before teams stay valid).
+    pub(crate) fn cursor_scope(&self, list: &str) -> String {
+        match &self.project {
+            None => list.to_owned(),
+            Some(project) => format!("{list}@{}", project_partition(project)),
+        }
+    }
+}
+
+/// The partition value of a project's workspace items in every owned table.
+pub(crate) fn project_partition(project_id: &str) -> String {
+    format!("{PROJECT_PARTITION_PREFIX}{project_id}")
+}
 
 /// A user-partitioned table: `user_id` (HASH) + `id` (RANGE), listed newest first through a
 /// GSI whose HASH is `user_id` and whose RANGE is `list_sort_key`.
@@ -158,11 +214,39 @@ pub struct UserStore {
     /// The profile table, whose item carries the account's deletion tombstone; `None` for a
     /// store that never creates (see [`Platform::reader`](crate::Platform::reader)).
     profiles: Option<String>,
+    /// The projects table, whose item a create in a project checks (not being deleted).
+    projects: Option<String>,
 }
 
 impl UserStore {
-    pub fn new(client: Client, collection: Collection, cursors: CursorCodec, profiles: Option<String>) -> Self {
-        Self { client, collection, cursors, profiles }
+    pub fn new(
+        client: Client,
+        collection: Collection,
+        cursors: CursorCodec,
+        profiles: Option<String>,
+        projects: Option<String>,
+    ) -> Self {
+        Self { client, collection, cursors, profiles, projects }
+    }
+
+    /// The conditions every create carries besides its own: the account guard and, in a
+    /// project, that the project still exists and is not being deleted (so a project's deletion
+    /// sweep, which starts by marking it, meets no item created behind it).
+    pub fn create_guards(&self, space: &Space) -> Result<Vec<TransactWriteItem>, ApiError> {
+        let mut guards = vec![self.account_guard(space.caller())?];
+        if let Some(project) = space.project_id() {
+            let table = self.projects.as_ref().ok_or_else(|| ApiError::Internal("PROJECTS_TABLE is not set".into()))?;
+            let check = ConditionCheck::builder()
+                .table_name(table)
+                .key(attr::ID, AttributeValue::S(project.to_owned()))
+                .condition_expression("attribute_exists(#id) AND attribute_not_exists(#deleting)")
+                .expression_attribute_names("#id", attr::ID)
+                .expression_attribute_names("#deleting", attr::DELETING_AT)
+                .build()
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            guards.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        Ok(guards)
     }
 
     /// The transaction item every create carries: the caller's account was not deleted after
@@ -188,9 +272,9 @@ impl UserStore {
         &self.collection
     }
 
-    pub(crate) fn key(&self, who: &Identity, id: &str) -> Item {
+    pub(crate) fn key(&self, space: &Space, id: &str) -> Item {
         HashMap::from([
-            (attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned())),
+            (attr::USER_ID.to_owned(), AttributeValue::S(space.partition())),
             (attr::ID.to_owned(), AttributeValue::S(id.to_owned())),
         ])
     }
@@ -200,12 +284,12 @@ impl UserStore {
     }
 
     /// The caller's item with this id, or 404 (also when another user owns that id).
-    pub async fn get<T: DeserializeOwned>(&self, who: &Identity, id: &str) -> Result<T, ApiError> {
+    pub async fn get<T: DeserializeOwned>(&self, space: &Space, id: &str) -> Result<T, ApiError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.collection.table)
-            .set_key(Some(self.key(who, id)))
+            .set_key(Some(self.key(space, id)))
             .consistent_read(true)
             .send()
             .await
@@ -217,9 +301,9 @@ impl UserStore {
     /// Stores a new item under the caller's partition. Never overwrites: an existing id is a 409.
     /// Refused (401) when the account was deleted after the caller's token was issued: the put
     /// and the [account guard](Self::account_guard) are one transaction, still one call.
-    pub async fn create<T: Serialize + HasId>(&self, who: &Identity, record: &T) -> Result<(), ApiError> {
+    pub async fn create<T: Serialize + HasId>(&self, space: &Space, record: &T) -> Result<(), ApiError> {
         let mut item: Item = dynamo::to_item(record).map_err(|e| ApiError::Internal(e.to_string()))?;
-        item.insert(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()));
+        item.insert(attr::USER_ID.to_owned(), AttributeValue::S(space.partition()));
         item.insert(attr::ID.to_owned(), AttributeValue::S(record.id().to_owned()));
         let put = Put::builder()
             .table_name(&self.collection.table)
@@ -231,8 +315,9 @@ impl UserStore {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(self.account_guard(who)?)
+            .set_transact_items(Some(
+                [vec![TransactWriteItem::builder().put(put).build()], self.create_guards(space)?].concat(),
+            ))
             .send()
             .await;
         match result {
@@ -241,6 +326,8 @@ impl UserStore {
                 let reasons = cancellation_reasons(&e);
                 if reasons.failed(1) {
                     Err(ApiError::AccountDeleted)
+                } else if reasons.failed(2) {
+                    Err(ApiError::NotFound("project"))
                 } else if reasons.failed(0) {
                     Err(ApiError::Conflict(format!("{} {} already exists", self.collection.noun, record.id())))
                 } else if reasons.cancelled() {
@@ -256,7 +343,7 @@ impl UserStore {
     /// bumping `version` and `updated_at`. Returns the item as stored after the update.
     pub async fn update<T: DeserializeOwned>(
         &self,
-        who: &Identity,
+        space: &Space,
         id: &str,
         expect: Expect,
         changes: Changes,
@@ -307,7 +394,7 @@ impl UserStore {
             .client
             .update_item()
             .table_name(&self.collection.table)
-            .set_key(Some(self.key(who, id)))
+            .set_key(Some(self.key(space, id)))
             .update_expression(expression)
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
@@ -323,14 +410,14 @@ impl UserStore {
     }
 
     /// Deletes the caller's item if it exists (and has the expected version).
-    pub async fn delete(&self, who: &Identity, id: &str, expect: Expect) -> Result<(), ApiError> {
+    pub async fn delete(&self, space: &Space, id: &str, expect: Expect) -> Result<(), ApiError> {
         let (mut names, mut values) = (HashMap::new(), HashMap::new());
         let condition = Self::condition(&expect, &mut names, &mut values);
         let result = self
             .client
             .delete_item()
             .table_name(&self.collection.table)
-            .set_key(Some(self.key(who, id)))
+            .set_key(Some(self.key(space, id)))
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values((!values.is_empty()).then_some(values))
@@ -347,14 +434,15 @@ impl UserStore {
     /// page also stops where its items would not fit in a Lambda response.
     pub async fn list<T: DeserializeOwned + Serialize>(
         &self,
-        who: &Identity,
+        space: &Space,
         page: &PageRequest,
     ) -> Result<Page<T>, ApiError> {
         let c = &self.collection;
         let resume = ResumeKey([attr::ID, c.list_sort_key]);
-        let start = resume.decode(&self.cursors, c.scope, who, page.cursor.as_deref(), |_| true)?;
+        let scope = space.cursor_scope(c.scope);
+        let start = resume.decode(&self.cursors, &scope, space, page.cursor.as_deref(), |_| true)?;
         // One item more than asked tells whether another page exists without a second call.
-        let out = user_query(&self.client, &c.table, who, "#uid = :uid")
+        let out = user_query(&self.client, &c.table, &space.partition(), "#uid = :uid")
             .index_name(c.list_index)
             .scan_index_forward(false)
             .limit(page.limit as i32 + 1)
@@ -365,14 +453,14 @@ impl UserStore {
         let page = page_of(out.items.unwrap_or_default(), page.limit, out.last_evaluated_key.is_some(), |i| i)?;
         // Resume after the last item returned (DynamoDB may also have stopped at its 1 MB page).
         let next_cursor = match (page.more, &page.last) {
-            (true, Some(last)) => Some(self.cursors.encode(c.scope, who, &resume.of(last))),
+            (true, Some(last)) => Some(self.cursors.encode(&scope, space.caller(), &resume.of(last))),
             _ => None,
         };
         Ok(Page { items: page.items, next_cursor })
     }
 
     /// The condition of a write to an existing item; adds the names and values it uses.
-    fn condition(expect: &Expect, names: &mut HashMap<String, String>, values: &mut Item) -> String {
+    pub(crate) fn condition(expect: &Expect, names: &mut HashMap<String, String>, values: &mut Item) -> String {
         names.insert("#id".to_owned(), attr::ID.to_owned());
         match expect {
             Expect::Exists => "attribute_exists(#id)".to_owned(),
@@ -454,12 +542,12 @@ pub(crate) fn page_of<T: DeserializeOwned + Serialize>(
     Ok(PageOf { items: typed, last: items.pop(), more })
 }
 
-/// A Query on the caller's partition: `#uid`/`:uid` are bound to the identity's user id, and
+/// A Query on one partition (a [`Space::partition`]): `#uid`/`:uid` are bound to it, and
 /// `key_condition` must start with `#uid = :uid`.
 pub(crate) fn user_query(
     client: &Client,
     table: &str,
-    who: &Identity,
+    partition: &str,
     key_condition: &str,
 ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
     debug_assert!(key_condition.starts_with("#uid = :uid"));
@@ -468,7 +556,7 @@ pub(crate) fn user_query(
         .table_name(table)
         .key_condition_expression(key_condition)
         .expression_attribute_names("#uid", attr::USER_ID)
-        .expression_attribute_values(":uid", AttributeValue::S(who.user_id().to_owned()))
+        .expression_attribute_values(":uid", AttributeValue::S(partition.to_owned()))
 }
 
 /// Where a paged Query resumes: the key attributes (besides `user_id`) of the last item.
@@ -492,17 +580,17 @@ impl ResumeKey<'_> {
         &self,
         cursors: &CursorCodec,
         scope: &str,
-        who: &Identity,
+        space: &Space,
         cursor: Option<&str>,
         valid: impl Fn(&CursorKey) -> bool,
     ) -> Result<Option<Item>, ApiError> {
         let Some(cursor) = cursor else { return Ok(None) };
-        let key = cursors.decode(scope, who, cursor)?;
+        let key = cursors.decode(scope, space.caller(), cursor)?;
         if key.len() != self.0.len() || !self.0.iter().all(|k| key.contains_key(*k)) || !valid(&key) {
             return Err(ApiError::bad_request("cursor is invalid"));
         }
         let mut start: Item = key.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect();
-        start.insert(attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned()));
+        start.insert(attr::USER_ID.to_owned(), AttributeValue::S(space.partition()));
         Ok(Some(start))
     }
 }
@@ -632,5 +720,22 @@ where
             }
         }
         _ => ApiError::Internal(format!("{err:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_project_space_has_its_own_partition_and_cursor_scope() {
+        let alice = Identity::for_tests("alice");
+        let personal = Space::personal(&alice);
+        let project = Space::project(&alice, "p1");
+        assert_eq!(personal.partition(), "alice");
+        assert_eq!(project.partition(), "project#p1");
+        assert_eq!(personal.cursor_scope("canvases"), "canvases", "personal cursors keep their scope");
+        assert_ne!(project.cursor_scope("canvases"), Space::project(&alice, "p2").cursor_scope("canvases"));
+        assert_eq!(project.caller(), &alice);
     }
 }

@@ -92,7 +92,7 @@ async fn delete(State(area): State<Arc<Account>>, who: Identity) -> Result<Respo
     // The objects after the file records: an upload still arriving through a URL issued before
     // is either deleted here or, its record gone, by the upload cleanup (files-upload-cleanup).
     // The other way round, one landing between the two would find its record and stay.
-    let objects = area.objects.delete_all(&who).await?;
+    let objects = area.objects.delete_all(&shared::store::Space::personal(&who)).await?;
     deleted.insert("object", objects);
     json(StatusCode::OK, &Deleted { deleted })
 }

@@ -174,6 +174,6 @@ impl Area for Canvases {
     }
 
     fn routes() -> OpenApiRouter<Arc<Self>> {
-        resource::routes::<Canvas, Self>()
+        resource::personal_and_project(resource::routes::<Canvas, Self>)
     }
 }

@@ -35,7 +35,7 @@ enum Outcome {
 impl UploadCleanup {
     async fn check(&self, object: &CreatedObject) -> Result<Outcome, ApiError> {
         if let Some((owner, name)) = &object.owner {
-            match self.files.get::<File>(owner, name).await {
+            match self.files.get::<File>(&shared::store::Space::personal(owner), name).await {
                 Ok(_) => return Ok(Outcome::Kept),
                 Err(ApiError::NotFound(_)) => {}
                 Err(e) => return Err(e),

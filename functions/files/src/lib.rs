@@ -7,11 +7,14 @@ use std::{sync::Arc, time::Duration};
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::{Deserialize, Serialize};
 use shared::{
+    access::{Create, Delete, Read, Update},
     http::{json, no_content, with_location, IfMatch, ItemId, JsonBody, Noun, Paging, RequestBody},
     item::{NewRecord, Text},
     objects::{Presigned, UserObjects},
+    resource,
     store::{Changes, Collection, Expect, HasId, UserStore},
-    ApiError, Area, ConfigError, Env, Identity, Platform,
+    teams::Authorized,
+    ApiError, Area, ConfigError, Env, Platform,
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -129,7 +132,9 @@ impl Area for Files {
     }
 
     fn routes() -> OpenApiRouter<Arc<Self>> {
-        OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(get, delete)).routes(routes!(complete))
+        resource::personal_and_project(|| {
+            OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(get, delete)).routes(routes!(complete))
+        })
     }
 }
 
@@ -139,7 +144,7 @@ impl Area for Files {
     responses((status = 201, description = "The pending file and its upload URL", body = Created)))]
 async fn create(
     State(area): State<Arc<Files>>,
-    who: Identity,
+    who: Authorized<Create>,
     JsonBody(body): JsonBody<NewFile>,
 ) -> Result<Response, ApiError> {
     check_content_type(&body.content_type)?;
@@ -162,7 +167,10 @@ async fn create(
     };
     area.store.create(&who, &file).await?;
     let upload = area.objects.upload_url(&who, &file.id, &file.content_type, file.size, UPLOAD_URL_TTL).await?;
-    let location = format!("/files/{}", file.id);
+    let location = match who.project_id() {
+        None => format!("/files/{}", file.id),
+        Some(project) => format!("/projects/{project}/files/{}", file.id),
+    };
     let response = json(StatusCode::CREATED, &Created { id: file.id.clone(), file, upload })?;
     with_location(response, &location)
 }
@@ -173,7 +181,11 @@ async fn create(
         Paging,
     ),
     responses((status = 200, description = "One page", body = FilePage)))]
-async fn list(State(area): State<Arc<Files>>, who: Identity, Paging(page): Paging) -> Result<Response, ApiError> {
+async fn list(
+    State(area): State<Arc<Files>>,
+    who: Authorized<Read>,
+    Paging(page): Paging,
+) -> Result<Response, ApiError> {
     json(StatusCode::OK, &area.store.list::<File>(&who, &page).await?)
 }
 
@@ -189,7 +201,7 @@ pub struct FilePage {
 #[utoipa::path(get, path = "/files/{id}", tag = "files", operation_id = "get_file",
     params(("id" = Uuid, Path, description = "The file's id")),
     responses((status = 200, description = "The file", body = WithDownload)))]
-async fn get(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File>) -> Result<Response, ApiError> {
+async fn get(State(area): State<Arc<Files>>, who: Authorized<Read>, id: ItemId<File>) -> Result<Response, ApiError> {
     let file: File = area.store.get(&who, &id).await?;
     let download = match file.status.as_str() {
         status::READY => Some(area.objects.download_url(&who, &id, DOWNLOAD_URL_TTL).await?),
@@ -202,7 +214,11 @@ async fn get(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File>) ->
 #[utoipa::path(post, path = "/files/{id}/complete", tag = "files", operation_id = "complete_file",
     params(("id" = Uuid, Path, description = "The file's id")),
     responses((status = 200, description = "The ready file", body = File)))]
-async fn complete(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File>) -> Result<Response, ApiError> {
+async fn complete(
+    State(area): State<Arc<Files>>,
+    who: Authorized<Update>,
+    id: ItemId<File>,
+) -> Result<Response, ApiError> {
     let file: File = area.store.get(&who, &id).await?;
     if file.status == status::READY {
         return Err(ApiError::Conflict("the upload is already complete".into()));
@@ -236,7 +252,7 @@ async fn complete(State(area): State<Arc<Files>>, who: Identity, id: ItemId<File
     responses((status = 204, description = "Deleted")))]
 async fn delete(
     State(area): State<Arc<Files>>,
-    who: Identity,
+    who: Authorized<Delete>,
     id: ItemId<File>,
     IfMatch(expect): IfMatch,
 ) -> Result<Response, ApiError> {

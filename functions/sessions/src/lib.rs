@@ -5,13 +5,15 @@ use std::sync::Arc;
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::{Deserialize, Serialize};
 use shared::{
+    access::{Create, Read},
     children::{ChildCollection, ChildStore},
     cursor::PageRequest,
     http::{json, ItemId, JsonBody, Noun, Paging, QueryParams, RequestBody},
     item::{check_text, NewRecord, Text},
     resource::{self, Resource, Stores},
-    store::{Changes, Collection, Expect, HasId, UserStore},
-    ApiError, Area, ConfigError, Env, Identity, Platform,
+    store::{Changes, Collection, Expect, HasId, Space, UserStore},
+    teams::Authorized,
+    ApiError, Area, ConfigError, Env, Platform,
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -160,10 +162,10 @@ impl Stores<Session> for Sessions {
     /// Deletes the session, then its messages. The session goes first, so no message is
     /// reachable from then on (listing and appending need the session). If the purge is
     /// interrupted, a retried DELETE finds the session gone and purges what is left.
-    async fn delete(&self, who: &Identity, id: &str, expect: Expect) -> Result<(), ApiError> {
-        match self.sessions.delete(who, id, expect).await {
-            Ok(()) => self.messages.purge(who, id).await.map(drop),
-            Err(ApiError::NotFound(noun)) => match self.messages.purge(who, id).await? {
+    async fn delete(&self, space: &Space, id: &str, expect: Expect) -> Result<(), ApiError> {
+        match self.sessions.delete(space, id, expect).await {
+            Ok(()) => self.messages.purge(space, id).await.map(drop),
+            Err(ApiError::NotFound(noun)) => match self.messages.purge(space, id).await? {
                 0 => Err(ApiError::NotFound(noun)),
                 _ => Ok(()),
             },
@@ -194,7 +196,7 @@ impl Area for Sessions {
     }
 
     fn routes() -> OpenApiRouter<Arc<Self>> {
-        resource::routes::<Session, Self>().routes(routes!(append, messages))
+        resource::personal_and_project(|| resource::routes::<Session, Self>().routes(routes!(append, messages)))
     }
 }
 
@@ -205,7 +207,7 @@ impl Area for Sessions {
     responses((status = 201, description = "The stored message", body = Message)))]
 async fn append(
     State(area): State<Arc<Sessions>>,
-    who: Identity,
+    space: Authorized<Create>,
     session_id: ItemId<Session>,
     JsonBody(body): JsonBody<AppendMessage>,
 ) -> Result<Response, ApiError> {
@@ -223,7 +225,7 @@ async fn append(
         content: body.content,
         created_at: new.created_at,
     };
-    message.seq = Some(area.messages.append(&who, &area.sessions, &session_id, &message).await?);
+    message.seq = Some(area.messages.append(&space, &area.sessions, &session_id, &message).await?);
     json(StatusCode::CREATED, &message)
 }
 
@@ -239,18 +241,18 @@ async fn append(
     responses((status = 200, description = "One page of messages", body = MessagePage)))]
 async fn messages(
     State(area): State<Arc<Sessions>>,
-    who: Identity,
+    space: Authorized<Read>,
     session_id: ItemId<Session>,
     query: QueryParams,
 ) -> Result<Response, ApiError> {
     // The session must be the caller's and still exist: orphans of an interrupted delete
     // are never listed. Checked first, so a foreign session is a 404 whatever the query says.
-    area.sessions.get::<Session>(&who, &session_id).await?;
+    area.sessions.get::<Session>(&space, &session_id).await?;
     let cursor = match (query.get("cursor"), query.get("after")) {
         (Some(_), Some(_)) => return Err(ApiError::bad_request("pass either cursor or after, not both")),
         (cursor, after) => cursor.or(after),
     };
     let page = PageRequest::parse(query.get("limit"), cursor)?;
-    let page = area.messages.list::<Message>(&who, &session_id, &page).await?;
+    let page = area.messages.list::<Message>(&space, &session_id, &page).await?;
     json(StatusCode::OK, &page)
 }

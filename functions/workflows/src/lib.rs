@@ -8,11 +8,13 @@ use axum::{extract::State, http::StatusCode, response::Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use shared::{
+    access::{Read, Update},
     http::{json, ItemId, JsonBody, Noun, RequestBody},
     item::{json_document, new_id, nullable, stored_json, NewRecord, Text, Timestamp},
     resource::{self, Resource, Stores},
     store::{Changes, Collection, Expect, HasId, UserStore},
-    ApiError, Area, ConfigError, Env, Identity, Platform,
+    teams::Authorized,
+    ApiError, Area, ConfigError, Env, Platform,
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -234,24 +236,30 @@ impl Area for Workflows {
     }
 
     fn routes() -> OpenApiRouter<Arc<Self>> {
-        resource::routes::<Workflow, Self>()
-            .routes(routes!(status))
-            .routes(routes!(results))
-            .routes(routes!(start))
-            .routes(routes!(pause))
-            .routes(routes!(resume))
-            .routes(routes!(complete))
-            .routes(routes!(reset))
+        resource::personal_and_project(|| {
+            resource::routes::<Workflow, Self>()
+                .routes(routes!(status))
+                .routes(routes!(results))
+                .routes(routes!(start))
+                .routes(routes!(pause))
+                .routes(routes!(resume))
+                .routes(routes!(complete))
+                .routes(routes!(reset))
+        })
     }
 }
 
-type Caller = (State<Arc<Workflows>>, Identity, ItemId<Workflow>);
+type Caller = (State<Arc<Workflows>>, Authorized<Update>, ItemId<Workflow>);
 
 /// The state of the workflow's run.
 #[utoipa::path(get, path = "/workflows/{id}/run", tag = "workflows", operation_id = "get_run",
     params(("id" = Uuid, Path, description = "The workflow's id")),
     responses((status = 200, description = "The run's state", body = RunView)))]
-async fn status(State(area): State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>) -> Result<Response, ApiError> {
+async fn status(
+    State(area): State<Arc<Workflows>>,
+    who: Authorized<Read>,
+    id: ItemId<Workflow>,
+) -> Result<Response, ApiError> {
     let workflow: Workflow = area.store.get(&who, &id).await?;
     json(StatusCode::OK, &workflow.run_view())
 }
@@ -262,7 +270,7 @@ async fn status(State(area): State<Arc<Workflows>>, who: Identity, id: ItemId<Wo
     responses((status = 200, description = "The run's results", body = ResultsView)))]
 async fn results(
     State(area): State<Arc<Workflows>>,
-    who: Identity,
+    who: Authorized<Read>,
     id: ItemId<Workflow>,
 ) -> Result<Response, ApiError> {
     let workflow: Workflow = area.store.get(&who, &id).await?;
@@ -277,7 +285,11 @@ async fn results(
 #[utoipa::path(post, path = "/workflows/{id}/run/start", tag = "workflows", operation_id = "start_run",
     params(("id" = Uuid, Path, description = "The workflow's id")),
     responses((status = 200, description = "The run's new state", body = RunView)))]
-async fn start(area: State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>) -> Result<Response, ApiError> {
+async fn start(
+    area: State<Arc<Workflows>>,
+    who: Authorized<Update>,
+    id: ItemId<Workflow>,
+) -> Result<Response, ApiError> {
     transition((area, who, id), Transition::Start, None).await
 }
 
@@ -285,7 +297,11 @@ async fn start(area: State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>)
 #[utoipa::path(post, path = "/workflows/{id}/run/pause", tag = "workflows", operation_id = "pause_run",
     params(("id" = Uuid, Path, description = "The workflow's id")),
     responses((status = 200, description = "The run's new state", body = RunView)))]
-async fn pause(area: State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>) -> Result<Response, ApiError> {
+async fn pause(
+    area: State<Arc<Workflows>>,
+    who: Authorized<Update>,
+    id: ItemId<Workflow>,
+) -> Result<Response, ApiError> {
     transition((area, who, id), Transition::Pause, None).await
 }
 
@@ -293,7 +309,11 @@ async fn pause(area: State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>)
 #[utoipa::path(post, path = "/workflows/{id}/run/resume", tag = "workflows", operation_id = "resume_run",
     params(("id" = Uuid, Path, description = "The workflow's id")),
     responses((status = 200, description = "The run's new state", body = RunView)))]
-async fn resume(area: State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>) -> Result<Response, ApiError> {
+async fn resume(
+    area: State<Arc<Workflows>>,
+    who: Authorized<Update>,
+    id: ItemId<Workflow>,
+) -> Result<Response, ApiError> {
     transition((area, who, id), Transition::Resume, None).await
 }
 
@@ -304,7 +324,7 @@ async fn resume(area: State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>
     responses((status = 200, description = "The run's new state", body = RunView)))]
 async fn complete(
     area: State<Arc<Workflows>>,
-    who: Identity,
+    who: Authorized<Update>,
     id: ItemId<Workflow>,
     JsonBody(body): JsonBody<CompleteRun>,
 ) -> Result<Response, ApiError> {
@@ -315,7 +335,11 @@ async fn complete(
 #[utoipa::path(post, path = "/workflows/{id}/run/reset", tag = "workflows", operation_id = "reset_run",
     params(("id" = Uuid, Path, description = "The workflow's id")),
     responses((status = 200, description = "The run's new state", body = RunView)))]
-async fn reset(area: State<Arc<Workflows>>, who: Identity, id: ItemId<Workflow>) -> Result<Response, ApiError> {
+async fn reset(
+    area: State<Arc<Workflows>>,
+    who: Authorized<Update>,
+    id: ItemId<Workflow>,
+) -> Result<Response, ApiError> {
     transition((area, who, id), Transition::Reset, None).await
 }
 

@@ -61,6 +61,7 @@ fn builder(binary: &str) -> Option<Builder> {
         "files" => Some(hosted::<files::Files>),
         "files-upload-cleanup" => Some(hosted_events::<files::UploadCleanup>),
         "account" => Some(hosted::<account::Account>),
+        "orgs" => Some(hosted::<orgs::Orgs>),
         "docs" => Some(hosted::<docs::Docs>),
         "realtime-authorizer" => Some(hosted_events::<realtime::Authorizer>),
         "realtime" => Some(hosted_events::<realtime::Routes>),
@@ -249,7 +250,7 @@ impl LocalStack {
                 for interceptor in &settings.test_dynamodb_interceptors {
                     config.push_interceptor(interceptor.clone());
                 }
-                platform.dynamodb = aws_sdk_dynamodb::Client::from_conf(config.build());
+                platform.set_dynamodb(aws_sdk_dynamodb::Client::from_conf(config.build()));
             }
             let hosted = build(&platform, &env).map_err(|e| format!("{}: {e}", spec.logical_id))?;
             functions.push(HostedFunction { spec: spec.clone(), hosted });

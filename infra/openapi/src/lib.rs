@@ -13,6 +13,7 @@ pub fn api_document() -> Value {
         openapi::<workflows::Workflows>(),
         openapi::<files::Files>(),
         openapi::<account::Account>(),
+        openapi::<orgs::Orgs>(),
         openapi::<docs::Docs>(),
     ]);
     // The served document carries the build's commit; the committed one must not change with it.

@@ -533,16 +533,28 @@ mod tests {
         assert_eq!(f.environment["JWT_SECRET"], EnvValue::Ref("JwtSecret".into()), "globals are merged");
     }
 
+    /// Team tables and their partition keys: an organization's or a project's data, reached
+    /// only through a membership (`shared::teams`; the registry test compares this with
+    /// `shared::owned::TEAM_TABLES`). Every other table and index is a user's partition.
+    const TEAM_PARTITIONS: &[(&str, &str)] = &[
+        ("OrganizationsTable", "id"),
+        ("ProjectsTable", "id"),
+        ("ProjectsTable.org_id-created_at-index", "org_id"),
+        ("MembershipsTable", "scope"),
+    ];
+
     #[test]
-    fn every_table_and_index_is_partitioned_by_user_id() {
+    fn every_table_and_index_is_partitioned_by_user_id_or_is_a_team_table() {
         let t = Template::load_default().unwrap();
         assert!(!t.tables.is_empty());
+        let expected = |name: &str| TEAM_PARTITIONS.iter().find(|(n, _)| *n == name).map_or("user_id", |(_, k)| *k);
         for table in &t.tables {
             let hash = table.key_schema.iter().find(|k| k.key_type == "HASH").unwrap();
-            assert_eq!(hash.attribute, "user_id", "{}", table.logical_id);
+            assert_eq!(hash.attribute, expected(&table.logical_id), "{}", table.logical_id);
             for gsi in &table.global_indexes {
+                let name = format!("{}.{}", table.logical_id, gsi.name);
                 let hash = gsi.key_schema.iter().find(|k| k.key_type == "HASH").unwrap();
-                assert_eq!(hash.attribute, "user_id", "{}.{}", table.logical_id, gsi.name);
+                assert_eq!(hash.attribute, expected(&name), "{name}");
             }
         }
     }

@@ -14,7 +14,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shared::{
     objects::{local_s3_client, UserObjects},
-    AuthConfig, Identity, Verifier,
+    store::Space,
+    AuthConfig, Verifier,
 };
 
 const PNG: &str = "image/png";
@@ -87,9 +88,9 @@ fn with_tampered_signature(url: &str) -> String {
     format!("{}{digit}{}", &url[..at], &url[at + 1..])
 }
 
-/// The identity the API derives from `user`'s token, to presign as the files function does
+/// The personal space the API derives from `user`'s token, to presign as the files function does
 /// but with a TTL a test can wait out.
-async fn identity(h: &Harness, user: &User) -> Identity {
+async fn personal_space(h: &Harness, user: &User) -> Space {
     let s = &h.stack.settings;
     let config = AuthConfig {
         secret: Some(s.jwt_secret.clone().into_bytes()),
@@ -102,7 +103,7 @@ async fn identity(h: &Harness, user: &User) -> Identity {
         jwks_max_age: Duration::ZERO,
         jwks_timeout: Duration::ZERO,
     };
-    Verifier::new(config).unwrap().verify(&user.token).await.unwrap()
+    Space::personal(&Verifier::new(config).unwrap().verify(&user.token).await.unwrap())
 }
 
 /// The files bucket with the local S3 client, as the files function sees it.
@@ -161,7 +162,7 @@ async fn upload_complete_download_list_delete() {
 async fn an_object_of_the_wrong_size_or_type_is_not_marked_ready() {
     let h = Harness::new().await;
     let alice = h.user("alice");
-    let who = identity(&h, &alice).await;
+    let who = personal_space(&h, &alice).await;
     let client = local_s3_client(&h.stack.settings.s3_endpoint);
     for (size, content_type, complaint) in [(60, PNG, "declared"), (100, "text/plain", "is not image/png")] {
         let created = announce(&h, &alice, "short.png", &[1u8; 100]).await;
@@ -290,7 +291,7 @@ async fn an_expired_url_is_refused() {
     let alice = h.user("alice");
     let bytes = b"short-lived".to_vec();
     let (id, _, _) = stored(&h, &alice, "brief.png", &bytes).await;
-    let who = identity(&h, &alice).await;
+    let who = personal_space(&h, &alice).await;
     let objects = objects(&h);
     // The files function's own presigning, with a TTL short enough to wait out. X-Amz-Date is
     // whole seconds, so 3 s leaves the first use at least 2 s.
@@ -351,7 +352,7 @@ async fn users_named_dot_and_dot_dot_keep_their_files_under_their_own_prefix() {
             assert_eq!(reqwest::Url::parse(url).unwrap().as_str(), url, "URL parsing leaves {url} as signed");
         }
         assert_eq!(get(&download).await, (StatusCode::OK, bytes.clone()));
-        let who = identity(&h, &user).await;
+        let who = personal_space(&h, &user).await;
         assert!(objects(&h).stat(&who, &id).await.unwrap().is_some(), "the object is under {sub:?}'s prefix");
 
         let deleted = h.call(Some(&user), "DELETE", "/me", None).await;
@@ -364,7 +365,7 @@ async fn users_named_dot_and_dot_dot_keep_their_files_under_their_own_prefix() {
 
 /// Whether `who`'s object `name` is gone within `bound` (the upload cleanup runs on S3's
 /// notification, after the PUT has answered).
-async fn gone_within(objects: &UserObjects, who: &Identity, name: &str, bound: Duration) -> bool {
+async fn gone_within(objects: &UserObjects, who: &Space, name: &str, bound: Duration) -> bool {
     let deadline = std::time::Instant::now() + bound;
     loop {
         if objects.stat(who, name).await.unwrap().is_none() {
@@ -389,7 +390,7 @@ async fn bytes_uploaded_after_their_file_was_deleted_do_not_stay() {
     // Characters the key encodes (`%2E`, `%20`, `%7C`, `%C3%A9`), which S3's notification
     // encodes once more: the cleanup must still find the owner, or it would delete what stays.
     let alice = h.user("alice. |é");
-    let alice_is = identity(&h, &alice).await;
+    let alice_is = personal_space(&h, &alice).await;
     assert!(UserObjects::prefix(&alice_is).contains("%2E%20%7C%C3%A9"));
 
     // Uploads that have their record: one completed at once, one still pending.
@@ -424,7 +425,7 @@ async fn bytes_uploaded_after_their_file_was_deleted_do_not_stay() {
 async fn bytes_uploaded_after_the_account_was_deleted_do_not_stay() {
     let h = Harness::new().await;
     let bob = h.user("bob");
-    let bob_is = identity(&h, &bob).await;
+    let bob_is = personal_space(&h, &bob).await;
     let bytes = b"bytes that come too late".to_vec();
     let created = announce(&h, &bob, "after-me.png", &bytes).await;
     let orphan = created["file"]["id"].as_str().unwrap().to_owned();

@@ -16,4 +16,5 @@ mod realtime;
 mod registry;
 mod security;
 mod sessions;
+mod teams;
 mod workflows;

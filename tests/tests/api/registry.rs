@@ -7,7 +7,7 @@
 //! tests below also prove, on a registry or template with one thing taken out, that each check
 //! catches what it is for.
 
-use shared::owned::{OwnedTable, ProfileTable, OWNED_TABLES, PROFILE_TABLE};
+use shared::owned::{OwnedTable, ProfileTable, TeamTable, OWNED_TABLES, PROFILE_TABLE, TEAM_TABLES};
 use template::{EnvValue, FunctionSpec, TableSpec, Template};
 
 /// The route only the account function serves: the one that must reach every owned table.
@@ -52,6 +52,58 @@ fn registry_tables_not_in_template(t: &Template, registry: &[OwnedTable], profil
                 .then(|| format!("{logical_id} is keyed ({keys}), shared::owned expects ({expected_keys})"))
         })
         .collect()
+}
+
+/// Tables no registry classifies: nobody decided whether their items are a user's (export,
+/// `DELETE /me`) or a team's (reached through memberships). Indexes keyed by `user_id` are how
+/// a user's data hides in a table keyed otherwise, so every table must be classified.
+fn unclassified_tables(t: &Template, registry: &[OwnedTable], teams: &[TeamTable]) -> Vec<String> {
+    t.tables
+        .iter()
+        .filter(|table| !registered(registry, PROFILE_TABLE, &table.logical_id))
+        .filter(|table| !teams.iter().any(|team| team.logical_id == table.logical_id))
+        .map(|table| {
+            let by_user = table
+                .global_indexes
+                .iter()
+                .any(|i| i.key_schema.iter().any(|k| k.key_type == "HASH" && k.attribute == "user_id"));
+            let why = if by_user { " (an index is keyed by user_id)" } else { "" };
+            format!("{} is in no registry of shared::owned{why}", table.logical_id)
+        })
+        .collect()
+}
+
+/// Team tables the template lacks or keys otherwise than the registry says.
+fn team_tables_not_in_template(t: &Template, teams: &[TeamTable]) -> Vec<String> {
+    teams
+        .iter()
+        .filter_map(|team| {
+            let Some(table) = t.table(team.logical_id) else {
+                return Some(format!("{} is a team table but template.yaml has no such table", team.logical_id));
+            };
+            let keys: Vec<_> = ["HASH", "RANGE"].into_iter().filter_map(|k| key(table, k)).collect();
+            let keys = keys.join(", ");
+            (keys != team.key)
+                .then(|| format!("{} is keyed ({keys}), shared::owned expects ({})", team.logical_id, team.key))
+        })
+        .collect()
+}
+
+#[test]
+fn every_table_is_classified_and_team_tables_are_keyed_as_declared() {
+    let t = template();
+    assert_none(unclassified_tables(&t, OWNED_TABLES, TEAM_TABLES));
+    assert_none(team_tables_not_in_template(&t, TEAM_TABLES));
+    for (i, team) in TEAM_TABLES.iter().enumerate() {
+        let mut unlisted = TEAM_TABLES.to_vec();
+        unlisted.remove(i);
+        assert_reports(unclassified_tables(&t, OWNED_TABLES, &unlisted), &format!("{} is in no", team.logical_id));
+        let mut missing = t.clone();
+        missing.tables.retain(|table| table.logical_id != team.logical_id);
+        assert_reports(team_tables_not_in_template(&missing, TEAM_TABLES), &format!("{} is a team", team.logical_id));
+    }
+    let memberships = unclassified_tables(&t, OWNED_TABLES, &TEAM_TABLES[..2]);
+    assert_reports(memberships, "MembershipsTable is in no registry of shared::owned (an index is keyed by user_id)");
 }
 
 fn account_function(t: &Template) -> &FunctionSpec {

@@ -20,6 +20,7 @@ const OWN_PROFILE_ROUTES: &[&str] = &["GET /me", "GET /me/export"];
 const PROTECTED_FIELDS: &[&str] = &["user_id", "id", "version", "created_at", "updated_at"];
 const MISSING_ID: &str = "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10";
 
+#[derive(Clone)]
 struct Route {
     key: String,
     method: String,
@@ -28,17 +29,30 @@ struct Route {
 }
 
 impl Route {
+    /// The path names something: an item, an organization, a project or a member.
     fn has_id(&self) -> bool {
-        self.path.contains("{id}")
+        self.path.contains('{')
     }
 
+    /// The collection of the route's `{id}` (`/projects/{project_id}/sessions`), else its path.
     fn collection(&self) -> &str {
-        self.path.split('/').nth(1).unwrap()
+        self.path.find("/{id}").map_or(&self.path, |end| &self.path[..end])
     }
 
-    fn at(&self, id: &str) -> String {
-        self.path.replace("{id}", id)
+    /// The path with every parameter naming nothing.
+    fn nobodys(&self) -> String {
+        ["{id}", "{org_id}", "{project_id}", "{user_id}"]
+            .iter()
+            .fold(self.path.clone(), |p, n| p.replace(n, MISSING_ID))
     }
+}
+
+/// A user's organization and project, and their items by collection.
+#[derive(Default)]
+struct Holdings {
+    org: String,
+    project: String,
+    items: BTreeMap<String, String>,
 }
 
 fn routes(h: &Harness) -> Vec<Route> {
@@ -61,8 +75,10 @@ struct Suite<'h> {
     h: &'h Harness,
     alice: User,
     bob: User,
-    /// Alice's item per collection, created through the collection's POST fixture.
+    /// Alice's ids: her item per collection (created through the collection's POST fixture),
+    /// her organizations and projects.
     owned: BTreeMap<String, String>,
+    holdings: BTreeMap<String, Holdings>,
     cases: usize,
 }
 
@@ -81,27 +97,79 @@ fn headers(user: Option<&User>) -> Vec<(String, String)> {
 impl<'h> Suite<'h> {
     async fn new(h: &'h Harness) -> Self {
         let (alice, bob) = (h.user("alice"), h.user("bob"));
-        let mut suite = Self { h, alice, bob, owned: BTreeMap::new(), cases: 0 };
+        let mut suite = Self { h, alice, bob, owned: BTreeMap::new(), holdings: BTreeMap::new(), cases: 0 };
         suite.populate().await;
         suite
     }
 
-    /// Gives alice and bob two items in every collection (so lists have second pages).
+    /// The route's path with `user`'s ids (the caller's own id for `{user_id}`).
+    fn path_of(&self, route: &Route, user: &User) -> String {
+        let held = &self.holdings[&user.id];
+        let mut path = route.path.replace("{org_id}", &held.org).replace("{project_id}", &held.project);
+        path = path.replace("{user_id}", &user.id);
+        if route.path.contains("{id}") {
+            let id = held
+                .items
+                .get(route.collection())
+                .unwrap_or_else(|| panic!("{}: no item to address: its collection needs a POST fixture", route.key));
+            path = path.replace("{id}", id);
+        }
+        path
+    }
+
+    /// Gives alice and bob two organizations (the first with two projects and two members, a
+    /// helper and themselves, in its first project too) and two items in every collection,
+    /// personal and in their project, so every list has a second page.
     async fn populate(&mut self) {
-        let creators: Vec<Route> = routes(self.h).into_iter().filter(|r| r.method == "POST" && !r.has_id()).collect();
+        let all = routes(self.h);
+        let body = |key: &str| all.iter().find(|r| r.key == key).and_then(|r| r.body.clone());
+        for user in [self.alice.clone(), self.bob.clone()] {
+            let mut held = Holdings::default();
+            for _ in 0..2 {
+                let r = self.h.call(Some(&user), "POST", "/orgs", body("POST /orgs")).await;
+                assert_eq!(r.status, 201, "{}", r.text());
+                held.org = r.json()["id"].as_str().unwrap().to_owned();
+            }
+            let projects = format!("/orgs/{}/projects", held.org);
+            for _ in 0..2 {
+                let r = self.h.call(Some(&user), "POST", &projects, body("POST /orgs/{org_id}/projects")).await;
+                assert_eq!(r.status, 201, "{}", r.text());
+                held.project = r.json()["id"].as_str().unwrap().to_owned();
+            }
+            let helper = self.h.user("helper");
+            for (scope, member) in [
+                (format!("/orgs/{}", held.org), &helper),
+                (format!("/projects/{}", held.project), &helper),
+                (format!("/projects/{}", held.project), &user),
+            ] {
+                let r = self
+                    .h
+                    .call(Some(&user), "PUT", &format!("{scope}/members/{}", member.id), Some(json!({"role": "admin"})))
+                    .await;
+                assert_eq!(r.status, 204, "{}", r.text());
+            }
+            if user.id == self.alice.id {
+                self.owned.insert("org".into(), held.org.clone());
+                self.owned.insert("project".into(), held.project.clone());
+            }
+            self.holdings.insert(user.id.clone(), held);
+        }
+        let creators: Vec<&Route> = all
+            .iter()
+            .filter(|r| r.method == "POST" && !r.path.contains("{id}") && !r.path.starts_with("/orgs"))
+            .collect();
         for route in &creators {
             for user in [self.alice.clone(), self.bob.clone()] {
                 for _ in 0..2 {
-                    let r = self
-                        .h
-                        .send("POST", &route.path, headers(Some(&user)), body_bytes(&route.body).as_deref())
-                        .await;
+                    let path = self.path_of(route, &user);
+                    let r = self.h.send("POST", &path, headers(Some(&user)), body_bytes(&route.body).as_deref()).await;
                     assert_eq!(r.status, 201, "{}: {}", route.key, r.text());
                     let v = r.json();
                     let id = v.get("file").unwrap_or(&v)["id"].as_str().unwrap().to_owned();
                     if user.id == self.alice.id {
-                        self.owned.insert(route.collection().to_owned(), id);
+                        self.owned.insert(route.collection().to_owned(), id.clone());
                     }
+                    self.holdings.get_mut(&user.id).unwrap().items.insert(route.collection().to_owned(), id);
                 }
             }
         }
@@ -110,15 +178,22 @@ impl<'h> Suite<'h> {
             routes(self.h).into_iter().filter(|r| r.method == "POST" && r.path.ends_with("/messages")).collect();
         for route in messages {
             for user in [self.alice.clone(), self.bob.clone()] {
-                let (items, _) = self.h.list_all(&user, &format!("/{}", route.collection()), 100).await;
+                let sessions = self.path_of(&Route { path: route.collection().to_owned(), ..route.clone() }, &user);
+                let (items, _) = self.h.list_all(&user, &sessions, 100).await;
                 let sid = items[0]["id"].as_str().unwrap().to_owned();
                 if user.id == self.alice.id {
                     self.owned.insert(route.collection().to_owned(), sid.clone());
                 }
+                self.holdings.get_mut(&user.id).unwrap().items.insert(route.collection().to_owned(), sid);
                 for _ in 0..2 {
                     let r = self
                         .h
-                        .send("POST", &route.at(&sid), headers(Some(&user)), body_bytes(&route.body).as_deref())
+                        .send(
+                            "POST",
+                            &self.path_of(&route, &user),
+                            headers(Some(&user)),
+                            body_bytes(&route.body).as_deref(),
+                        )
                         .await;
                     assert_eq!(r.status, 201, "{}", r.text());
                 }
@@ -127,14 +202,7 @@ impl<'h> Suite<'h> {
     }
 
     fn alice_path(&self, route: &Route) -> String {
-        if !route.has_id() {
-            return route.path.clone();
-        }
-        let id = self
-            .owned
-            .get(route.collection())
-            .unwrap_or_else(|| panic!("{}: no item to address: its collection needs a POST fixture", route.key));
-        route.at(id)
+        self.path_of(route, &self.alice)
     }
 
     /// Everything alice and bob own, as the export returns it.
@@ -232,13 +300,7 @@ impl<'h> Suite<'h> {
             self.h.send_as("fixed-request-id", &route.method, &alices, headers(Some(&self.bob)), body.as_deref()).await;
         let nobodys = self
             .h
-            .send_as(
-                "fixed-request-id",
-                &route.method,
-                &route.at(MISSING_ID),
-                headers(Some(&self.bob)),
-                body.as_deref(),
-            )
+            .send_as("fixed-request-id", &route.method, &route.nobodys(), headers(Some(&self.bob)), body.as_deref())
             .await;
         self.cases += 1;
         assert_eq!(theirs.status, 404, "{}: bob reached alice's item: {}", route.key, theirs.text());
@@ -330,12 +392,7 @@ impl<'h> Suite<'h> {
             self.expect_4xx_problem(route, query, &reply);
         }
         // Alice's cursor, presented by bob, on bob's own list of the same kind.
-        let bobs_path = if route.has_id() {
-            let (sessions, _) = self.h.list_all(&self.bob, &format!("/{}", route.collection()), 10).await;
-            route.at(sessions[0]["id"].as_str().unwrap())
-        } else {
-            route.path.clone()
-        };
+        let bobs_path = self.path_of(route, &self.bob);
         let reply =
             self.h.send("GET", &format!("{bobs_path}?cursor={alices_cursor}"), headers(Some(&self.bob)), None).await;
         self.expect_4xx_problem(route, "foreign cursor", &reply);

@@ -1,0 +1,533 @@
+//! Teams: organizations, projects and memberships, and the access decision made from them.
+//!
+//! Tables (every key is built here):
+//! - organizations: `id`; `owner_count` and `project_count` keep "the last owner" and "every
+//!   project is gone" exact under concurrency (changed in the same transactions).
+//! - projects: `id`, with `org_id`; the index `org_id-created_at-index` lists an org's projects.
+//! - memberships: `scope` (`org#<id>` | `project#<id>`) + `user_id`, so an access check is a
+//!   GetItem on the base table and "members of X" one Query; the index `user_id-scope-index`
+//!   lists "my organizations/projects" in one Query.
+//!
+//! The access decision ([`ProjectAccess`], [`OrgAccess`]) is one strongly consistent
+//! BatchGetItem per request. Only a project's organization is cached in the function (it never
+//! changes), never a membership: removing a member takes effect on their next request.
+
+use std::{
+    collections::HashMap,
+    marker::PhantomData,
+    sync::{Arc, Mutex},
+};
+
+use aws_sdk_dynamodb::{
+    types::{AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update},
+    Client,
+};
+use axum::{extract::FromRequestParts, http::request::Parts};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
+
+mod deletion;
+mod manage;
+
+use crate::{
+    access::{self, Action, Permission, Role},
+    auth::Identity,
+    config::{ConfigError, Env},
+    cursor::{CursorCodec, CursorKey, Page, PageRequest},
+    error::ApiError,
+    item::{self, Timestamp},
+    owned::{self, NamedTable, Retention},
+    store::{
+        attr, batch_delete, cancellation_reasons, dynamo_error, project_partition, user_query, Expect, Item, Space,
+    },
+};
+
+const ORG_PREFIX: &str = "org#";
+const SCOPE: &str = "scope";
+const ROLE: &str = "role";
+const ORG_ID: &str = "org_id";
+const OWNER_COUNT: &str = "owner_count";
+const PROJECT_COUNT: &str = "project_count";
+const MY_SCOPES_INDEX: &str = "user_id-scope-index";
+const ORG_PROJECTS_INDEX: &str = "org_id-created_at-index";
+/// How many project → organization pairs a function remembers (immutable facts).
+const ORG_OF_CACHE: usize = 10_000;
+
+fn org_scope(org_id: &str) -> String {
+    format!("{ORG_PREFIX}{org_id}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v),
+        _ => None,
+    }
+}
+
+fn number(item: &Item, name: &str) -> u64 {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn role_of(item: Option<&Item>) -> Option<Role> {
+    item.and_then(|i| text(i, ROLE)).and_then(Role::parse)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// An organization's plan tier (read by the governance work).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    #[default]
+    Free,
+    Pro,
+    Enterprise,
+}
+
+/// An organization as the API returns it.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub plan: Plan,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: u64,
+}
+
+/// An organization with the caller's role in it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MyOrganization {
+    #[serde(flatten)]
+    pub organization: Organization,
+    pub role: Role,
+}
+
+/// A project as the API returns it.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Project {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: u64,
+}
+
+/// A project with the role the caller acts with in it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MyProject {
+    #[serde(flatten)]
+    pub project: Project,
+    pub role: Role,
+}
+
+/// A membership as the API returns it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Member {
+    /// The member's user id (their token's `sub`).
+    pub user: String,
+    pub role: Role,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn member_view(item: &Item) -> Result<Member, ApiError> {
+    Ok(Member {
+        user: text(item, attr::USER_ID).ok_or_else(|| internal("membership without user"))?.to_owned(),
+        role: role_of(Some(item)).ok_or_else(|| internal("membership without role"))?,
+        created_at: text(item, attr::CREATED_AT).unwrap_or_default().to_owned(),
+        updated_at: text(item, attr::UPDATED_AT).unwrap_or_default().to_owned(),
+    })
+}
+
+fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, ApiError> {
+    dynamo::from_item(item).map_err(|e| internal(format!("stored item does not deserialize: {e}")))
+}
+
+/// The caller's verified role in an organization. Only [`Teams`] builds one.
+#[derive(Clone, Debug)]
+pub struct OrgAccess {
+    caller: Identity,
+    org_id: String,
+    role: Role,
+    /// The organization item (absent once a deletion removed it).
+    org: Option<Item>,
+}
+
+impl OrgAccess {
+    pub fn org_id(&self) -> &str {
+        &self.org_id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn caller(&self) -> &Identity {
+        &self.caller
+    }
+    pub fn organization(&self) -> Result<Organization, ApiError> {
+        from_item(self.org.clone().ok_or(ApiError::NotFound("organization"))?)
+    }
+}
+
+/// The caller's verified role in a project. Only [`Teams`] builds one.
+#[derive(Clone, Debug)]
+pub struct ProjectAccess {
+    caller: Identity,
+    project_id: String,
+    org_id: String,
+    role: Role,
+    project: Item,
+}
+
+impl ProjectAccess {
+    pub fn project_id(&self) -> &str {
+        &self.project_id
+    }
+    pub fn org_id(&self) -> &str {
+        &self.org_id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn caller(&self) -> &Identity {
+        &self.caller
+    }
+    /// The project's workspace, for the stores.
+    pub fn space(&self) -> Space {
+        Space::project(&self.caller, &self.project_id)
+    }
+    pub fn project(&self) -> Result<Project, ApiError> {
+        from_item(self.project.clone())
+    }
+    fn deleting(&self) -> bool {
+        self.project.contains_key(attr::DELETING_AT)
+    }
+}
+
+fn check(role: Role, action: Action) -> Result<(), ApiError> {
+    if access::allows(role, action) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("your role ({}) does not allow this", role.as_str())))
+    }
+}
+
+/// Teams' tables and the project → organization cache, built once per cold start.
+pub struct Teams {
+    client: Client,
+    memberships: String,
+    projects: String,
+    organizations: Option<String>,
+    cursors: CursorCodec,
+    org_of: Mutex<HashMap<String, String>>,
+    /// The workspace tables a project's deletion sweeps (the organizations function's).
+    workspace: Vec<NamedTable>,
+    profiles: Option<String>,
+    /// The files bucket, whose `projects/<id>/` prefix a project's deletion empties.
+    #[cfg(feature = "s3")]
+    objects: Option<crate::objects::UserObjects>,
+}
+
+impl Teams {
+    /// Configured when the function has `MEMBERSHIPS_TABLE` and `PROJECTS_TABLE`.
+    pub fn from_env(client: Client, env: &Env, cursors: CursorCodec) -> Result<Option<Self>, ConfigError> {
+        let (Some(memberships), Some(projects)) = (env.optional("MEMBERSHIPS_TABLE"), env.optional("PROJECTS_TABLE"))
+        else {
+            return Ok(None);
+        };
+        let organizations = env.optional("ORGANIZATIONS_TABLE");
+        let workspace = if organizations.is_some() {
+            owned::named(env, |t| t.retention == Retention::Content)?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(Self {
+            client,
+            memberships,
+            projects,
+            organizations,
+            cursors,
+            org_of: Mutex::new(HashMap::new()),
+            workspace,
+            profiles: env.optional(owned::PROFILE_TABLE.env),
+            #[cfg(feature = "s3")]
+            objects: None,
+        }))
+    }
+
+    /// The same tables through another DynamoDB client (a fresh organization cache).
+    pub fn with_client(&self, client: Client) -> Self {
+        Self {
+            client,
+            memberships: self.memberships.clone(),
+            projects: self.projects.clone(),
+            organizations: self.organizations.clone(),
+            cursors: self.cursors.clone(),
+            org_of: Mutex::new(HashMap::new()),
+            workspace: self.workspace.clone(),
+            profiles: self.profiles.clone(),
+            #[cfg(feature = "s3")]
+            objects: self.objects.clone(),
+        }
+    }
+
+    /// Lets a project's deletion remove its files' bytes too.
+    #[cfg(feature = "s3")]
+    pub fn with_objects(mut self, objects: Option<crate::objects::UserObjects>) -> Self {
+        self.objects = objects;
+        self
+    }
+
+    fn organizations(&self) -> Result<&str, ApiError> {
+        self.organizations.as_deref().ok_or_else(|| internal("ORGANIZATIONS_TABLE is not set"))
+    }
+
+    fn membership_key(scope: &str, user: &str) -> Item {
+        Item::from([(SCOPE.to_owned(), s(scope)), (attr::USER_ID.to_owned(), s(user))])
+    }
+
+    fn id_key(id: &str) -> Item {
+        Item::from([(attr::ID.to_owned(), s(id))])
+    }
+
+    /// One strongly consistent BatchGetItem (retrying unprocessed keys), by table.
+    async fn batch_get(&self, wanted: Vec<(&str, Item)>) -> Result<HashMap<String, Vec<Item>>, ApiError> {
+        let mut request: HashMap<String, KeysAndAttributes> = HashMap::new();
+        for (table, key) in wanted {
+            let entry = request.remove(table).map(|k| k.keys).unwrap_or_default();
+            let keys = KeysAndAttributes::builder()
+                .set_keys(Some([entry, vec![key]].concat()))
+                .consistent_read(true)
+                .build()
+                .map_err(internal)?;
+            request.insert(table.to_owned(), keys);
+        }
+        let mut found: HashMap<String, Vec<Item>> = HashMap::new();
+        for attempt in 0u32.. {
+            let out =
+                self.client.batch_get_item().set_request_items(Some(request)).send().await.map_err(dynamo_error)?;
+            for (table, items) in out.responses.unwrap_or_default() {
+                found.entry(table).or_default().extend(items);
+            }
+            request = out.unprocessed_keys.unwrap_or_default();
+            if request.is_empty() {
+                break;
+            }
+            if attempt >= 8 {
+                return Err(ApiError::Unavailable("membership reads left unprocessed".into()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+        }
+        Ok(found)
+    }
+
+    /// The organization of a project: cached (it never changes), else one consistent GetItem.
+    async fn org_of(&self, project_id: &str) -> Result<String, ApiError> {
+        if let Some(org) = self.org_of.lock().expect("cache lock").get(project_id) {
+            return Ok(org.clone());
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.projects)
+            .set_key(Some(Self::id_key(project_id)))
+            .consistent_read(true)
+            .projection_expression("#org")
+            .expression_attribute_names("#org", ORG_ID)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        let org = out.item.as_ref().and_then(|i| text(i, ORG_ID)).ok_or(ApiError::NotFound("project"))?.to_owned();
+        let mut cache = self.org_of.lock().expect("cache lock");
+        if cache.len() >= ORG_OF_CACHE {
+            cache.clear();
+        }
+        cache.insert(project_id.to_owned(), org.clone());
+        Ok(org)
+    }
+
+    /// The caller's access to a project: the project item and both memberships in one read.
+    /// Anything that does not make the caller a member is the same 404 as a missing project.
+    pub async fn project_access(&self, who: &Identity, project_id: &str) -> Result<ProjectAccess, ApiError> {
+        let project_id = item::parse_id(project_id, "project")?;
+        let org_id = self.org_of(&project_id).await?;
+        let mut found = self
+            .batch_get(vec![
+                (&self.projects, Self::id_key(&project_id)),
+                (&self.memberships, Self::membership_key(&org_scope(&org_id), who.user_id())),
+                (&self.memberships, Self::membership_key(&project_partition(&project_id), who.user_id())),
+            ])
+            .await?;
+        let project = found.remove(&self.projects).and_then(|mut p| p.pop()).ok_or(ApiError::NotFound("project"))?;
+        let memberships = found.remove(&self.memberships).unwrap_or_default();
+        let scoped = |scope: &str| memberships.iter().find(|m| text(m, SCOPE) == Some(scope));
+        let role = access::project_role(
+            role_of(scoped(&org_scope(&org_id))),
+            role_of(scoped(&project_partition(&project_id))),
+        )
+        .ok_or(ApiError::NotFound("project"))?;
+        Ok(ProjectAccess { caller: who.clone(), project_id, org_id, role, project })
+    }
+
+    /// The caller's access to an organization: its item and their membership in one read.
+    pub async fn org_access(&self, who: &Identity, org_id: &str) -> Result<OrgAccess, ApiError> {
+        let org_id = item::parse_id(org_id, "organization")?;
+        let mut found = self
+            .batch_get(vec![
+                (self.organizations()?, Self::id_key(&org_id)),
+                (&self.memberships, Self::membership_key(&org_scope(&org_id), who.user_id())),
+            ])
+            .await?;
+        let org = found.remove(self.organizations()?).and_then(|mut o| o.pop());
+        let role = role_of(found.remove(&self.memberships).and_then(|mut m| m.pop()).as_ref())
+            .ok_or(ApiError::NotFound("organization"))?;
+        Ok(OrgAccess { caller: who.clone(), org_id, role, org })
+    }
+
+    /// One transaction. A cancelled one says which items' conditions failed (by position);
+    /// any other failure is an error.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<bool>>, ApiError> {
+        let count = items.len();
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => {
+                let reasons = cancellation_reasons(&e);
+                if !reasons.cancelled() {
+                    return Err(dynamo_error(e));
+                }
+                Ok(Err((0..count).map(|i| reasons.failed(i)).collect()))
+            }
+        }
+    }
+}
+
+/// The space a workspace route acts in, checked for permission `P`: the caller's personal
+/// space on personal routes, or the project of the path's `{project_id}` when the caller's
+/// membership allows `P` (404 for non-members, 403 for a role without `P`).
+pub struct Authorized<P>(pub Space, pub PhantomData<P>);
+
+impl<P> std::ops::Deref for Authorized<P> {
+    type Target = Space;
+    fn deref(&self) -> &Space {
+        &self.0
+    }
+}
+
+/// A path parameter by name.
+async fn path_param<S: Send + Sync>(parts: &mut Parts, state: &S, name: &str) -> Option<String> {
+    let params = axum::extract::RawPathParams::from_request_parts(parts, state).await.ok()?;
+    params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_owned())
+}
+
+fn teams(parts: &Parts) -> Result<Arc<Teams>, ApiError> {
+    parts
+        .extensions
+        .get::<Option<Arc<Teams>>>()
+        .cloned()
+        .flatten()
+        .ok_or_else(|| internal("this function has no MEMBERSHIPS_TABLE/PROJECTS_TABLE"))
+}
+
+impl<S: Send + Sync, P: Permission> FromRequestParts<S> for Authorized<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let who = Identity::from_request_parts(parts, state).await?;
+        let Some(project_id) = path_param(parts, state, "project_id").await else {
+            return Ok(Self(Space::personal(&who), PhantomData));
+        };
+        let access = InProject::<P>::resolve(parts, &who, &project_id).await?;
+        Ok(Self(access.space(), PhantomData))
+    }
+}
+
+/// The path's project, the caller's access to it checked for permission `P`.
+pub struct InProject<P>(pub ProjectAccess, pub PhantomData<P>);
+
+impl<P: Permission> InProject<P> {
+    async fn resolve(parts: &Parts, who: &Identity, project_id: &str) -> Result<ProjectAccess, ApiError> {
+        let access = teams(parts)?.project_access(who, project_id).await?;
+        // A project being deleted is gone, except to whoever may finish its deletion.
+        if access.deleting() && P::ACTION != Action::ManageProject {
+            return Err(ApiError::NotFound("project"));
+        }
+        check(access.role, P::ACTION)?;
+        Ok(access)
+    }
+}
+
+impl<S: Send + Sync, P: Permission> FromRequestParts<S> for InProject<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let who = Identity::from_request_parts(parts, state).await?;
+        let project_id = path_param(parts, state, "project_id").await.ok_or(ApiError::NotFound("project"))?;
+        Ok(Self(Self::resolve(parts, &who, &project_id).await?, PhantomData))
+    }
+}
+
+/// The path's organization, the caller's access to it checked for permission `P`.
+pub struct InOrg<P>(pub OrgAccess, pub PhantomData<P>);
+
+impl<S: Send + Sync, P: Permission> FromRequestParts<S> for InOrg<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let who = Identity::from_request_parts(parts, state).await?;
+        let org_id = path_param(parts, state, "org_id").await.ok_or(ApiError::NotFound("organization"))?;
+        let access = teams(parts)?.org_access(&who, &org_id).await?;
+        // An organization being deleted is gone, except to whoever may finish its deletion.
+        let gone = access.org.as_ref().is_none_or(|o| o.contains_key(attr::DELETING_AT));
+        if gone && P::ACTION != Action::DeleteOrganization {
+            return Err(ApiError::NotFound("organization"));
+        }
+        check(access.role, P::ACTION)?;
+        Ok(Self(access, PhantomData))
+    }
+}
+
+/// The `Teams` of the function, for handlers that list the caller's organizations.
+pub struct TeamsService(pub Arc<Teams>);
+
+impl<S: Send + Sync> FromRequestParts<S> for TeamsService {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        teams(parts).map(Self)
+    }
+}
+
+/// The `{user_id}` of a member route: a user id as tokens carry it (1-256 characters, no
+/// control characters); anything else names nobody, a 404.
+pub struct MemberId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for MemberId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let user = path_param(parts, state, "user_id").await.unwrap_or_default();
+        if !is_user_id(&user) {
+            return Err(ApiError::NotFound("member"));
+        }
+        Ok(Self(user))
+    }
+}
+
+/// What a token subject can be (see the verifier): 1-256 bytes, no control characters.
+fn is_user_id(user: &str) -> bool {
+    !user.is_empty() && user.len() <= 256 && !user.chars().any(char::is_control)
+}
