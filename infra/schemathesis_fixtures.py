@@ -85,6 +85,11 @@ fixtures = {
     "ST_PAUSED_WORKFLOW": workflow("start", "pause"),
     "ST_RUNNING_WORKFLOW_TO_RESET": workflow("start"),
     "ST_UPLOADED_FILE": uploaded_file(),
+    # Personal items to delete: their first deletion succeeds, whatever else runs.
+    "ST_CANVAS_TO_DELETE": call("POST", "/canvases", {"name": "fixture"})["id"],
+    "ST_SESSION_TO_DELETE": call("POST", "/sessions", {})["id"],
+    "ST_WORKFLOW_TO_DELETE": workflow(),
+    "ST_FILE_TO_DELETE": uploaded_file(),
 }
 for name, value in fixtures.items():
     print(f"export {name}={value}")
