@@ -96,21 +96,29 @@ impl Teams {
         }
     }
 
+    /// A Query for an organization's projects, on the projects table's `org_id` index.
+    pub(super) fn org_projects_query(
+        &self,
+        org_id: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.projects)
+            .index_name(ORG_PROJECTS_INDEX)
+            .key_condition_expression("#org = :org")
+            .expression_attribute_names("#org", ORG_ID)
+            .expression_attribute_values(":org", s(org_id))
+    }
+
     /// The ids of an organization's projects, from its index (one Query per page).
     async fn org_project_ids(&self, org_id: &str) -> Result<Vec<String>, ApiError> {
         let mut ids = Vec::new();
         let mut start = None;
         loop {
             let out = self
-                .client
-                .query()
-                .table_name(&self.projects)
-                .index_name(ORG_PROJECTS_INDEX)
-                .key_condition_expression("#org = :org")
+                .org_projects_query(org_id)
                 .projection_expression("#id")
-                .expression_attribute_names("#org", ORG_ID)
                 .expression_attribute_names("#id", attr::ID)
-                .expression_attribute_values(":org", s(org_id))
                 .set_exclusive_start_key(start)
                 .send()
                 .await

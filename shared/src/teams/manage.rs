@@ -161,15 +161,9 @@ impl Teams {
                 }
             };
             let out = self
-                .client
-                .query()
-                .table_name(&self.projects)
-                .index_name(ORG_PROJECTS_INDEX)
-                .key_condition_expression("#org = :org")
+                .org_projects_query(&org.org_id)
                 .filter_expression("attribute_not_exists(#deleting)")
-                .expression_attribute_names("#org", ORG_ID)
                 .expression_attribute_names("#deleting", attr::DELETING_AT)
-                .expression_attribute_values(":org", s(org.org_id.as_str()))
                 .limit(page.limit as i32)
                 .set_exclusive_start_key(start)
                 .send()
