@@ -12,41 +12,67 @@ pub const LAMBDA_RESPONSE_MAX_BYTES: usize = 6_291_556;
 pub const PAGE_BUDGET_BYTES: usize = LAMBDA_RESPONSE_MAX_BYTES - 64 * 1024;
 
 /// The bytes `value` adds to a Lambda response: its JSON, escaped into the body string (`"` and
-/// `\` take two bytes, control characters six), and a separating comma.
+/// `\` take two bytes, control characters six), and a separating comma. Counted while
+/// serializing, without building the JSON: lists measure every item they return.
 pub fn escaped_size<T: Serialize>(value: &T) -> usize {
-    let json = serde_json::to_vec(value).unwrap_or_default();
-    let escapes: usize = json
-        .iter()
-        .map(|b| match b {
-            b'"' | b'\\' => 1,
-            0..=0x1f => 5,
-            _ => 0,
-        })
-        .sum();
-    json.len() + escapes + 1
+    let mut counter = EscapedLen(1);
+    // Writing to a counter cannot fail; a value that does not serialize counts its comma only.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
-/// How many of `items`, from the first, fit in one page (at least one: a single item is far
-/// below the limit, DynamoDB items being at most 400 KB).
-pub fn fitting<T: Serialize>(items: &[T]) -> usize {
-    let mut used = 0;
-    for (count, item) in items.iter().enumerate() {
-        used += escaped_size(item);
-        if used > PAGE_BUDGET_BYTES {
-            return count.max(1);
-        }
+struct EscapedLen(usize);
+
+impl std::io::Write for EscapedLen {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf
+            .iter()
+            .map(|b| match b {
+                b'"' | b'\\' => 2,
+                0..=0x1f => 6,
+                _ => 1,
+            })
+            .sum::<usize>();
+        Ok(buf.len())
     }
-    items.len()
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a page's items have used of [`PAGE_BUDGET_BYTES`].
+#[derive(Default)]
+pub struct Budget {
+    used: usize,
+}
+
+impl Budget {
+    /// Counts `value` in and tells whether the page still fits with it. The first item always
+    /// fits: a single item is far below the limit, DynamoDB items being at most 400 KB.
+    pub fn admits<T: Serialize>(&mut self, value: &T) -> bool {
+        let first = self.used == 0;
+        self.used += escaped_size(value);
+        first || self.used <= PAGE_BUDGET_BYTES
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// How many of `items`, from the first, fit in one page.
+    fn fitting<T: Serialize>(items: &[T]) -> usize {
+        let mut budget = Budget::default();
+        items.iter().take_while(|item| budget.admits(item)).count()
+    }
+
     #[test]
     fn escaping_counts() {
         assert_eq!(escaped_size(&"ab"), 4 + 2 + 1);
         assert_eq!(escaped_size(&"\n"), 4 + 2 + 1 + 1);
+        // {"a":"\u0001"}: 14 bytes, four quotes and a backslash doubled, a comma.
+        assert_eq!(escaped_size(&serde_json::json!({"a": "\u{1}"})), 14 + 5 + 1);
     }
 
     #[test]

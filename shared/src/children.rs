@@ -296,9 +296,9 @@ impl ChildStore {
             items.truncate(end);
             more_stored = false;
         }
-        let page_read = page_of(items, page.limit, more_stored, |i| self.strip(i))?;
+        let page_read = page_of(items, page.limit, more_stored, &resume, |i| self.strip(i))?;
         let poll_cursor = match &page_read.last {
-            Some(last) => Some(self.cursors.encode(&scope, space.caller(), &resume.of(last))),
+            Some(last) => Some(self.cursors.encode(&scope, space.caller(), last)),
             None => page.cursor.clone(),
         };
         let next_cursor = if page_read.more { poll_cursor.clone() } else { None };

@@ -57,16 +57,12 @@ pub struct StoredObject {
 
 /// See the module documentation: never yields `/`, `.` or an unencoded `%`.
 fn encode_user(user_id: &str) -> String {
-    let mut out = String::with_capacity(user_id.len());
-    for byte in user_id.bytes() {
-        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(user_id, USER_ID_KEPT).to_string()
 }
+
+/// The bytes of a user id kept as they are; all others are percent-encoded, so no `.`, `/` or
+/// `%` survives and no URL normalization can move an object out of its user's prefix.
+const USER_ID_KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_');
 
 fn s3_error<E: std::fmt::Debug>(
     err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,

@@ -450,10 +450,11 @@ impl UserStore {
             .send()
             .await
             .map_err(dynamo_error)?;
-        let page = page_of(out.items.unwrap_or_default(), page.limit, out.last_evaluated_key.is_some(), |i| i)?;
+        let more_stored = out.last_evaluated_key.is_some();
+        let page = page_of(out.items.unwrap_or_default(), page.limit, more_stored, &resume, |i| i)?;
         // Resume after the last item returned (DynamoDB may also have stopped at its 1 MB page).
         let next_cursor = match (page.more, &page.last) {
-            (true, Some(last)) => Some(self.cursors.encode(&scope, space.caller(), &resume.of(last))),
+            (true, Some(last)) => Some(self.cursors.encode(&scope, space.caller(), last)),
             _ => None,
         };
         Ok(Page { items: page.items, next_cursor })
@@ -516,30 +517,40 @@ impl UserStore {
 /// What one page returns of the items a Query read.
 pub(crate) struct PageOf<T> {
     pub items: Vec<T>,
-    /// The stored item of the last one returned: where the next page resumes.
-    pub last: Option<Item>,
+    /// The cursor key of the last one returned: where the next page resumes.
+    pub last: Option<CursorKey>,
     /// Whether items remain after it.
     pub more: bool,
 }
 
 /// The page of `items` (read with one more than `limit`, so a surplus tells that more exist):
 /// at most `limit` of them, and only as many as fit Lambda's response (`budget`), each shown
-/// through `view`. `more_stored`: DynamoDB stopped before the end (its 1 MB page).
+/// through `view`. `more_stored`: DynamoDB stopped before the end (its 1 MB page). Each stored
+/// item is consumed as it is shown; only its `resume` key is kept.
 pub(crate) fn page_of<T: DeserializeOwned + Serialize>(
     mut items: Vec<Item>,
     limit: u32,
     more_stored: bool,
+    resume: &ResumeKey,
     view: impl Fn(Item) -> Item,
 ) -> Result<PageOf<T>, ApiError> {
     let limit = limit as usize;
     let mut more = more_stored || items.len() > limit;
     items.truncate(limit);
-    let mut typed = items.iter().cloned().map(view).map(from_item).collect::<Result<Vec<T>, _>>()?;
-    let fit = crate::budget::fitting(&typed);
-    more |= fit < typed.len();
-    typed.truncate(fit);
-    items.truncate(fit);
-    Ok(PageOf { items: typed, last: items.pop(), more })
+    let mut page = Vec::with_capacity(items.len());
+    let mut last = None;
+    let mut budget = crate::budget::Budget::default();
+    for item in items {
+        let key = resume.of(&item);
+        let value: T = from_item(view(item))?;
+        if !budget.admits(&value) {
+            more = true;
+            break;
+        }
+        page.push(value);
+        last = Some(key);
+    }
+    Ok(PageOf { items: page, last, more })
 }
 
 /// A Query on one partition (a [`Space::partition`]): `#uid`/`:uid` are bound to it, and
