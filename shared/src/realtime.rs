@@ -1,13 +1,15 @@
-//! Realtime pushes: WebSocket connections belong to one user, and a change to a user's data
-//! reaches that user's connections and no one else's.
+//! Realtime pushes: WebSocket connections belong to one user; a change to a user's data
+//! reaches that user's connections and no one else's, and a change in a project reaches the
+//! connections of everyone who may read the project at that moment.
 //!
 //! A connection is authenticated once, by the `$connect` authorizer, with the same verifier as
 //! the HTTP API; API Gateway then carries the verified user id in the authorizer context of the
-//! connection's every event. Changes arrive from DynamoDB Streams, and the owner of a change is
-//! the partition key of the changed item itself: nothing in a client message decides who hears
-//! what. Every event is one of `aws_lambda_events`' types, as Lambda delivers it.
+//! connection's every event. Changes arrive from DynamoDB Streams, and who hears a change is
+//! decided by the partition key of the changed item itself (a user, or a project whose readers
+//! [`ProjectReaders`] reads from the memberships): nothing in a client message decides who
+//! hears what. Every event is one of `aws_lambda_events`' types, as Lambda delivers it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_lambda_events::{
     apigw::{
@@ -27,12 +29,14 @@ use crate::{
     auth::{Identity, Verifier},
     config::{ConfigError, Env},
     owned,
-    store::{attr, dynamo_error, user_query, Item},
+    store::{attr, dynamo_error, project_of_partition, user_query, Item},
+    teams::ProjectReaders,
     ApiError,
 };
 
 /// Whose connection or change this is: the verified user id, as established by our
-/// authorizer (from a verified token) or by the partition key of a changed item.
+/// authorizer (from a verified token), by the partition key of a changed item, or by a
+/// membership record.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Owner(String);
 
@@ -235,26 +239,57 @@ impl Pusher {
         }
     }
 
-    /// Sends each owner's events to that owner's connections, and only theirs. An owner whose
-    /// connections cannot be looked up gets nothing: their changes come back as unsent.
-    pub async fn push(&self, changes: Vec<Change>) -> Pushed {
-        let mut by_owner: BTreeMap<Owner, Vec<Change>> = BTreeMap::new();
-        for change in changes {
-            by_owner.entry(change.owner.clone()).or_default().push(change);
-        }
-        let mut pushed = Pushed::default();
-        for (owner, changes) in by_owner {
-            let connections = match self.connections.of(&owner).await {
-                Ok(connections) => connections,
+    /// Sends each change to the connections of everyone who hears it ([`Audience`]), and only
+    /// theirs. Every project's readers are read once per batch, every recipient's connections
+    /// looked up once. A change whose readers or any of whose recipients' connections cannot be
+    /// looked up is not sent at all: it comes back as unsent, to be retried whole.
+    pub async fn push(&self, changes: Vec<Change>, readers: &ProjectReaders) -> Pushed {
+        let projects: BTreeSet<&str> = changes.iter().filter_map(|c| c.audience.project_id()).collect();
+        let mut project_readers = BTreeMap::new();
+        for project in projects {
+            let found = match readers.of(project).await {
+                Ok(users) => Some(users.into_iter().map(Owner).collect()),
                 Err(e) => {
-                    tracing::warn!(error = %e, user_id = owner.user_id(), "connections lookup failed");
-                    pushed.unsent.extend(changes);
-                    continue;
+                    tracing::warn!(error = %e, project_id = project, "project readers lookup failed");
+                    None
                 }
             };
-            for connection_id in &connections {
+            project_readers.insert(project.to_owned(), found);
+        }
+        let hearing: Vec<Option<Vec<Owner>>> = changes
+            .iter()
+            .map(|c| match &c.audience {
+                Audience::Owner(owner) => Some(vec![owner.clone()]),
+                Audience::Project(project) => project_readers.get(project).cloned().flatten(),
+            })
+            .collect();
+        let mut connections: BTreeMap<Owner, Option<Vec<String>>> = BTreeMap::new();
+        for owner in hearing.iter().flatten().flatten() {
+            if connections.contains_key(owner) {
+                continue;
+            }
+            let found = match self.connections.of(owner).await {
+                Ok(ids) => Some(ids),
+                Err(e) => {
+                    tracing::warn!(error = %e, user_id = owner.user_id(), "connections lookup failed");
+                    None
+                }
+            };
+            connections.insert(owner.clone(), found);
+        }
+        let mut pushed = Pushed::default();
+        let mut to_send: BTreeMap<&Owner, Vec<&Change>> = BTreeMap::new();
+        for (change, hearing) in changes.iter().zip(&hearing) {
+            let reachable = hearing.as_ref().filter(|owners| owners.iter().all(|o| connections[o].is_some()));
+            match reachable {
+                Some(owners) => owners.iter().for_each(|o| to_send.entry(o).or_default().push(change)),
+                None => pushed.unsent.push(change.clone()),
+            }
+        }
+        for (owner, changes) in to_send {
+            for connection_id in connections[owner].iter().flatten() {
                 for change in &changes {
-                    let d = self.send(&owner, connection_id, &change.event).await;
+                    let d = self.send(owner, connection_id, &change.event).await;
                     pushed.delivery.sent += d.sent;
                     pushed.delivery.gone += d.gone;
                     pushed.delivery.failed += d.failed;
@@ -272,14 +307,41 @@ impl Pusher {
 #[derive(Debug, Default)]
 pub struct Pushed {
     pub delivery: Delivery,
-    /// Changes of owners whose connections could not be looked up: none of them was sent.
+    /// Changes whose audience (a project's readers, or a recipient's connections) could not be
+    /// looked up: none of them was sent.
     pub unsent: Vec<Change>,
 }
 
-/// A change to a user's data, as pushed: small, naming what changed, never the content.
+/// Who hears a change: the owner of a personal item, or whoever may read the project of a
+/// project's item when the change is pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    Owner(Owner),
+    Project(String),
+}
+
+impl Audience {
+    /// From the partition key of the changed item.
+    fn of_partition(partition: &str) -> Self {
+        match project_of_partition(partition) {
+            Some(project) => Self::Project(project.to_owned()),
+            None => Self::Owner(Owner(partition.to_owned())),
+        }
+    }
+
+    pub fn project_id(&self) -> Option<&str> {
+        match self {
+            Self::Project(project) => Some(project),
+            Self::Owner(_) => None,
+        }
+    }
+}
+
+/// A change to a user's or a project's data, as pushed: small, naming what changed (and, in a
+/// project, which project), never the content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
-    pub owner: Owner,
+    pub audience: Audience,
     pub event: Value,
     /// The stream record's sequence number: what a batch response names to have it retried.
     pub sequence_number: Option<String>,
@@ -319,7 +381,8 @@ fn table_of(arn: &str) -> Option<&str> {
 
 /// Turns DynamoDB stream records into changes. `tables` maps table names to what their items
 /// are (`message`, `session`, ...); records of other tables, and records without a string
-/// `user_id` and `id` key, are ignored.
+/// `user_id` and `id` key, are ignored. An item of a project (partition `project#<id>`) names
+/// its project in the event (`project_id`).
 pub fn changes(event: &StreamEvent, tables: &BTreeMap<String, &'static str>) -> Vec<Change> {
     event.records.iter().filter_map(|record| change(record, tables)).collect()
 }
@@ -327,7 +390,7 @@ pub fn changes(event: &StreamEvent, tables: &BTreeMap<String, &'static str>) -> 
 fn change(record: &EventRecord, tables: &BTreeMap<String, &'static str>) -> Option<Change> {
     let kind = tables.get(table_of(record.event_source_arn.as_deref()?)?)?;
     let keys = &record.change.keys;
-    let (owner, id) = (string_attr(keys, attr::USER_ID)?, string_attr(keys, attr::ID)?);
+    let (partition, id) = (string_attr(keys, attr::USER_ID)?, string_attr(keys, attr::ID)?);
     let verb = match record.event_name.as_str() {
         "INSERT" => "created",
         "MODIFY" => "updated",
@@ -338,7 +401,11 @@ fn change(record: &EventRecord, tables: &BTreeMap<String, &'static str>) -> Opti
         true => &record.change.old_image,
         false => &record.change.new_image,
     };
+    let audience = Audience::of_partition(partition);
     let mut event = json!({ "type": format!("{kind}.{verb}"), "id": id });
+    if let Some(project) = audience.project_id() {
+        event["project_id"] = json!(project);
+    }
     for field in PUSHED_TEXT {
         if let Some(v) = string_attr(image, field) {
             event[field] = json!(v);
@@ -349,7 +416,7 @@ fn change(record: &EventRecord, tables: &BTreeMap<String, &'static str>) -> Opti
             event[field] = json!(v);
         }
     }
-    Some(Change { owner: Owner(owner.to_owned()), event, sequence_number: record.change.sequence_number.clone() })
+    Some(Change { audience, event, sequence_number: record.change.sequence_number.clone() })
 }
 
 #[cfg(test)]
@@ -391,16 +458,23 @@ mod tests {
             ),
             record("Other", "INSERT", "bob", "x", json!({})),
             record("Msgs", "REMOVE", "bob", "m2", Value::Null),
+            record("Msgs", "MODIFY", "project#p1", "m3", json!({"session_id": {"S": "s3"}})),
         ]}))
         .unwrap();
         let changes = changes(&event, &tables);
-        assert_eq!(changes.len(), 2);
-        assert_eq!(changes[0].owner.user_id(), "alice");
+        assert_eq!(changes.len(), 3);
+        assert_eq!(changes[0].audience, Audience::Owner(Owner("alice".into())));
         assert_eq!(changes[0].event, json!({"type": "message.created", "id": "m1", "session_id": "s1", "seq": 7}));
         assert_eq!(changes[0].sequence_number.as_deref(), Some("seq-m1"));
         assert!(!changes[0].event.to_string().contains("secret"), "content never travels in a push");
-        assert_eq!(changes[1].owner.user_id(), "bob");
+        assert_eq!(changes[1].audience, Audience::Owner(Owner("bob".into())));
         assert_eq!(changes[1].event["type"], "message.deleted");
+        assert!(changes[1].event.get("project_id").is_none(), "a personal item names no project");
+        assert_eq!(changes[2].audience, Audience::Project("p1".into()));
+        assert_eq!(
+            changes[2].event,
+            json!({"type": "message.updated", "id": "m3", "session_id": "s3", "project_id": "p1"})
+        );
     }
 
     #[test]

@@ -92,6 +92,11 @@ pub(crate) fn project_partition(project_id: &str) -> String {
     format!("{PROJECT_PARTITION_PREFIX}{project_id}")
 }
 
+/// The project whose workspace a partition value is, if it is one (else it is a user's).
+pub(crate) fn project_of_partition(partition: &str) -> Option<&str> {
+    partition.strip_prefix(PROJECT_PARTITION_PREFIX)
+}
+
 /// A user-partitioned table: `user_id` (HASH) + `id` (RANGE), listed newest first through a
 /// GSI whose HASH is `user_id` and whose RANGE is `list_sort_key`.
 #[derive(Clone, Debug)]

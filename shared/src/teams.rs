@@ -233,7 +233,7 @@ pub struct Teams {
     projects: String,
     organizations: Option<String>,
     cursors: CursorCodec,
-    org_of: Mutex<HashMap<String, String>>,
+    org_of: OrgOfProject,
     /// The workspace tables a project's deletion sweeps (the organizations function's).
     workspace: Vec<NamedTable>,
     profiles: Option<String>,
@@ -261,7 +261,7 @@ impl Teams {
             projects,
             organizations,
             cursors,
-            org_of: Mutex::new(HashMap::new()),
+            org_of: OrgOfProject::default(),
             workspace,
             profiles: env.optional(owned::PROFILE_TABLE.env),
             #[cfg(feature = "s3")]
@@ -277,7 +277,7 @@ impl Teams {
             projects: self.projects.clone(),
             organizations: self.organizations.clone(),
             cursors: self.cursors.clone(),
-            org_of: Mutex::new(HashMap::new()),
+            org_of: OrgOfProject::default(),
             workspace: self.workspace.clone(),
             profiles: self.profiles.clone(),
             #[cfg(feature = "s3")]
@@ -335,29 +335,9 @@ impl Teams {
         Ok(found)
     }
 
-    /// The organization of a project: cached (it never changes), else one consistent GetItem.
+    /// The organization of a project (cached).
     async fn org_of(&self, project_id: &str) -> Result<String, ApiError> {
-        if let Some(org) = self.org_of.lock().expect("cache lock").get(project_id) {
-            return Ok(org.clone());
-        }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.projects)
-            .set_key(Some(Self::id_key(project_id)))
-            .consistent_read(true)
-            .projection_expression("#org")
-            .expression_attribute_names("#org", ORG_ID)
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        let org = out.item.as_ref().and_then(|i| text(i, ORG_ID)).ok_or(ApiError::NotFound("project"))?.to_owned();
-        let mut cache = self.org_of.lock().expect("cache lock");
-        if cache.len() >= ORG_OF_CACHE {
-            cache.clear();
-        }
-        cache.insert(project_id.to_owned(), org.clone());
-        Ok(org)
+        self.org_of.get(&self.client, &self.projects, project_id).await?.ok_or(ApiError::NotFound("project"))
     }
 
     /// The caller's access to a project: the project item and both memberships in one read.
@@ -410,6 +390,109 @@ impl Teams {
                     return Err(dynamo_error(e));
                 }
                 Ok(Err((0..count).map(|i| reasons.failed(i)).collect()))
+            }
+        }
+    }
+}
+
+/// The organization of each project a function has met: cached, since it never changes.
+#[derive(Default)]
+struct OrgOfProject(Mutex<HashMap<String, String>>);
+
+impl OrgOfProject {
+    /// From the cache, else one consistent GetItem on the projects table (None: no project).
+    async fn get(&self, client: &Client, projects: &str, project_id: &str) -> Result<Option<String>, ApiError> {
+        if let Some(org) = self.0.lock().expect("cache lock").get(project_id) {
+            return Ok(Some(org.clone()));
+        }
+        let out = client
+            .get_item()
+            .table_name(projects)
+            .set_key(Some(Teams::id_key(project_id)))
+            .consistent_read(true)
+            .projection_expression("#org")
+            .expression_attribute_names("#org", ORG_ID)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        let Some(org) = out.item.as_ref().and_then(|i| text(i, ORG_ID)).map(str::to_owned) else {
+            return Ok(None);
+        };
+        let mut cache = self.0.lock().expect("cache lock");
+        if cache.len() >= ORG_OF_CACHE {
+            cache.clear();
+        }
+        cache.insert(project_id.to_owned(), org.clone());
+        Ok(Some(org))
+    }
+}
+
+/// Who may read a project's items right now, for realtime pushes: by the same rule as
+/// [`Teams::project_access`] ([`access::project_role`]), read from the memberships with
+/// strongly consistent Queries of the base table, so a member removed before a change is
+/// never among its readers. Needs `MEMBERSHIPS_TABLE` and `PROJECTS_TABLE`.
+pub struct ProjectReaders {
+    client: Client,
+    memberships: String,
+    projects: String,
+    org_of: OrgOfProject,
+}
+
+impl ProjectReaders {
+    pub fn from_env(client: Client, env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            client,
+            memberships: env.required("MEMBERSHIPS_TABLE")?,
+            projects: env.required("PROJECTS_TABLE")?,
+            org_of: OrgOfProject::default(),
+        })
+    }
+
+    /// The user ids that may read the project now: its organization's owners and admins and
+    /// the project's members who are still in the organization (viewers too); nobody for a
+    /// project that no longer exists. Two Queries (plus, once per project, a GetItem).
+    pub async fn of(&self, project_id: &str) -> Result<Vec<String>, ApiError> {
+        let Some(org_id) = self.org_of.get(&self.client, &self.projects, project_id).await? else {
+            return Ok(Vec::new());
+        };
+        let in_org = self.roles(&org_scope(&org_id)).await?;
+        let in_project = self.roles(&project_partition(project_id)).await?;
+        Ok(in_org
+            .iter()
+            .filter_map(|(user, org_role)| {
+                access::project_role(Some(*org_role), in_project.get(user).copied()).map(|_| user.clone())
+            })
+            .collect())
+    }
+
+    /// Every member of a scope with their role: consistent Queries of the base table.
+    async fn roles(&self, scope: &str) -> Result<HashMap<String, Role>, ApiError> {
+        let mut roles = HashMap::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.memberships)
+                .key_condition_expression("#scope = :scope")
+                .projection_expression("#uid, #role")
+                .expression_attribute_names("#scope", SCOPE)
+                .expression_attribute_names("#uid", attr::USER_ID)
+                .expression_attribute_names("#role", ROLE)
+                .expression_attribute_values(":scope", s(scope))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo_error)?;
+            for item in out.items.unwrap_or_default() {
+                if let (Some(user), Some(role)) = (text(&item, attr::USER_ID), role_of(Some(&item))) {
+                    roles.insert(user.to_owned(), role);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(roles),
             }
         }
     }

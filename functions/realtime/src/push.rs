@@ -1,5 +1,5 @@
 //! The DynamoDB Streams consumer: pushes each change of a pushed table to its owner's
-//! connections.
+//! connections, or, for a project's item, to the connections of the project's readers.
 
 use std::collections::BTreeMap;
 
@@ -9,11 +9,14 @@ use aws_lambda_events::{
 };
 use shared::{
     realtime::{self, Change, Connections, Pusher},
+    teams::ProjectReaders,
     ConfigError, Env, EventFunction, Platform,
 };
 
 pub struct Push {
     pusher: Pusher,
+    /// Who may read a project, from its memberships (its organization cached).
+    readers: ProjectReaders,
     /// Table name → what its items are called in events.
     tables: BTreeMap<String, &'static str>,
 }
@@ -25,16 +28,20 @@ impl EventFunction for Push {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
         let connections = Connections::new(platform.dynamodb.clone(), env.required("CONNECTIONS_TABLE")?);
         let management = platform.management(&env.required("WEBSOCKET_ENDPOINT")?);
-        Ok(Self { pusher: Pusher::new(connections, management), tables: realtime::pushed_tables(env)? })
+        Ok(Self {
+            pusher: Pusher::new(connections, management),
+            readers: ProjectReaders::from_env(platform.dynamodb.clone(), env)?,
+            tables: realtime::pushed_tables(env)?,
+        })
     }
 
     /// Sends that fail are logged, never retried: the writes have happened, and a retry would
-    /// replay the pushes that did go out. Only changes of owners whose connections could not be
-    /// looked up (nothing was sent for them) are reported, for Lambda to retry from there.
+    /// replay the pushes that did go out. Only changes whose audience could not be looked up
+    /// (nothing was sent for them) are reported, for Lambda to retry from there.
     async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, lambda_runtime::Error> {
         let changes = realtime::changes(&event, &self.tables);
         let count = changes.len();
-        let pushed = self.pusher.push(changes).await;
+        let pushed = self.pusher.push(changes, &self.readers).await;
         let d = &pushed.delivery;
         tracing::info!(
             changes = count,

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{SinkExt, StreamExt};
 use integration_tests::{Harness, User};
 use serde_json::{json, Value};
+use shared::access::Role;
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     connect_async,
@@ -118,6 +119,7 @@ async fn realtime() {
     pushes_reach_all_of_the_owners_connections_and_no_one_else(&live).await;
     connections_without_a_valid_token_are_refused(&live).await;
     dropped_and_gone_connections_are_cleaned_up(&live).await;
+    project_changes_reach_its_readers_and_no_one_else(&live).await;
     push_latency_over_200_messages(&live).await;
 }
 
@@ -232,6 +234,97 @@ async fn dropped_and_gone_connections_are_cleaned_up(live: &Live) {
         assert!(Instant::now() < deadline, "the gone connection was not removed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A project member's socket, and whether they hear the project's changes.
+struct Listener {
+    name: &'static str,
+    user: User,
+    socket: Socket,
+}
+
+/// Waits until every listener has heard `wanted`, and checks the event names the project.
+async fn all_hear(listeners: &mut [&mut Listener], wanted: impl Fn(&Value) -> bool, project: &str) {
+    for l in listeners {
+        let got = events(&mut l.socket, Duration::from_secs(10), &wanted).await;
+        let event = got.iter().find(|e| wanted(e)).unwrap_or_else(|| panic!("{} missed the change: {got:?}", l.name));
+        assert_eq!(event["project_id"], json!(project), "{}: {event}", l.name);
+        assert!(!event.to_string().contains("Shared plan"), "pushes name what changed, not its content");
+    }
+}
+
+/// Checks that no listener hears anything of `project` for a while (the others, who hear the
+/// same batch, have already heard it), then that each one's socket still works: a change of
+/// their own reaches them, so the silence was not a dead connection.
+async fn none_hear(h: &Harness, listeners: &mut [&mut Listener], project: &str) {
+    for l in listeners.iter_mut() {
+        let heard = events(&mut l.socket, Duration::from_secs(2), |_| false).await;
+        assert!(heard.iter().all(|e| e["project_id"] != json!(project)), "{} heard the project: {heard:?}", l.name);
+        let own = h.call(Some(&l.user), "POST", "/canvases", Some(json!({"name": "mine"}))).await.json()["id"].clone();
+        let got = events(&mut l.socket, Duration::from_secs(10), |e| e["id"] == own).await;
+        assert!(got.iter().any(|e| e["id"] == own), "{}'s socket is dead: {got:?}", l.name);
+    }
+}
+
+/// A change in a project reaches everyone who may read it (its members, viewers included, and
+/// its organization's owners and admins) and nobody else; a member removed from the project,
+/// or from the organization, hears nothing of changes made after the removal was answered.
+async fn project_changes_reach_its_readers_and_no_one_else(live: &Live) {
+    let h = &live.h;
+    let team = crate::teams::Team::new(h, h.user("owner")).await;
+    let other_project = h
+        .call(Some(&team.owner), "POST", &format!("/orgs/{}/projects", team.org), Some(json!({"name": "Other"})))
+        .await;
+    assert_eq!(other_project.status, 201, "{}", other_project.text());
+    let other_project = other_project.json()["id"].as_str().unwrap().to_owned();
+    let listener = |name: &'static str, user: User| async move {
+        let socket = live.connect_query(&user).await;
+        Listener { name, user, socket }
+    };
+    let mut owner = listener("org owner", team.owner.clone()).await;
+    let mut org_admin = listener("org admin outside the project", h.user("org-admin")).await;
+    let mut admin = listener("project admin", h.user("admin")).await;
+    let mut member = listener("project member", h.user("member")).await;
+    let mut viewer = listener("project viewer", h.user("viewer")).await;
+    let mut stranger = listener("non-member", h.user("stranger")).await;
+    let mut elsewhere = listener("member of another project", h.user("elsewhere")).await;
+    team.add(h, &org_admin.user, Role::Admin, None).await;
+    team.add(h, &admin.user, Role::Member, Some(Role::Admin)).await;
+    team.add(h, &member.user, Role::Member, Some(Role::Member)).await;
+    team.add(h, &viewer.user, Role::Viewer, Some(Role::Viewer)).await;
+    team.add(h, &elsewhere.user, Role::Member, None).await;
+    let r = team.put_member(h, &team.owner, &format!("/projects/{other_project}"), &elsewhere.user, Role::Admin).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    let canvases = format!("/projects/{}/canvases", team.project);
+    let created = h.call(Some(&member.user), "POST", &canvases, Some(json!({"name": "Shared plan"}))).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let canvas = created.json()["id"].as_str().unwrap().to_owned();
+    let is_canvas = |verb: &'static str| {
+        let canvas = canvas.clone();
+        move |e: &Value| e["type"] == format!("canvas.{verb}") && e["id"] == json!(canvas)
+    };
+    all_hear(
+        &mut [&mut owner, &mut org_admin, &mut admin, &mut member, &mut viewer],
+        is_canvas("created"),
+        &team.project,
+    )
+    .await;
+    none_hear(h, &mut [&mut stranger, &mut elsewhere], &team.project).await;
+
+    // Removals answered, then a change: the removed hear nothing of it, the others do.
+    let r = h
+        .call(Some(&team.owner), "DELETE", &format!("/projects/{}/members/{}", team.project, member.user.id), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = h.call(Some(&team.owner), "DELETE", &format!("/orgs/{}/members/{}", team.org, viewer.user.id), None).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let renamed = h
+        .call(Some(&admin.user), "PATCH", &format!("{canvases}/{canvas}"), Some(json!({"name": "Shared plan 2"})))
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text());
+    all_hear(&mut [&mut owner, &mut org_admin, &mut admin], is_canvas("updated"), &team.project).await;
+    none_hear(h, &mut [&mut member, &mut viewer, &mut stranger, &mut elsewhere], &team.project).await;
 }
 
 /// Push latency, from the append request to the event on the socket, over 200 messages. It
