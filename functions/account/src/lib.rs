@@ -67,9 +67,11 @@ pub struct ExportPage {
     next_cursor: Option<String>,
 }
 
-/// Everything the caller owns, a page at a time (follow `next_cursor` to the end): the profile,
-/// the items of every kind, the caller's memberships (with their role), and the organizations
-/// they own with those organizations' projects (not the organizations they merely belong to).
+/// Everything the caller owns, a page at a time (follow `next_cursor` to the end).
+///
+/// The profile, the items of every kind, the caller's memberships (with their role), and the
+/// organizations they own with those organizations' projects (not the organizations they merely
+/// belong to).
 #[utoipa::path(get, path = "/me/export", tag = "account", operation_id = "export_me",
     params(
         Paging,
@@ -87,12 +89,14 @@ pub struct Deleted {
     deleted: BTreeMap<&'static str, usize>,
 }
 
-/// Deletes every item the caller owns in every table and every object under their prefix, and
-/// their memberships: they leave every organization and project, and the organizations they are
-/// the only member of are deleted with their projects. Refused (409, nothing deleted) while the
-/// caller is the only owner of an organization that has other members: transfer the ownership
-/// or delete the organization first. Safe to repeat: if interrupted, calling it again finishes
-/// the job. From its first step on, tokens issued until then can no longer create anything.
+/// Deletes every item the caller owns in every table and every object under their prefix.
+/// Safe to repeat: if interrupted, calling it again finishes the job. From its first step on,
+/// tokens issued until then can no longer create anything.
+///
+/// The caller leaves every organization and project; the organizations they are the only
+/// member of are deleted with their projects and everything in them. Refused (409, nothing
+/// deleted) while the caller is the only owner of an organization that has other members:
+/// transfer the ownership (`POST /orgs/{org_id}/transfer`) or delete the organization first.
 #[utoipa::path(delete, path = "/me", tag = "account", operation_id = "delete_me",
     responses((status = 200, description = "What was deleted", body = Deleted)))]
 async fn delete(State(area): State<Arc<Account>>, who: Identity) -> Result<Response, ApiError> {
