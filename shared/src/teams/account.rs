@@ -27,7 +27,7 @@ pub struct Leaving {
 const CO_OWNED_MAX: usize = 49;
 
 /// How leaving one organization ended.
-enum Left {
+enum Outcome {
     Left,
     Deleted,
     /// The membership was already gone.
@@ -190,9 +190,9 @@ impl Teams {
         }
         for org in &leaving.member_of {
             match self.leave_org(who, org).await? {
-                Left::Left => memberships += 1,
-                Left::Deleted => deleted_orgs.push(org),
-                Left::Gone | Left::Kept => {}
+                Outcome::Left => memberships += 1,
+                Outcome::Deleted => deleted_orgs.push(org),
+                Outcome::Gone | Outcome::Kept => {}
             }
         }
         // Projects of the deleted organizations went with them.
@@ -214,16 +214,16 @@ impl Teams {
 
     /// Removes the caller's membership of an organization as [`Teams::set_org_member`] does
     /// (conditional on the role read, `owner_count` in the same transaction).
-    async fn leave_org(&self, who: &Identity, org_id: &str) -> Result<Left, ApiError> {
+    async fn leave_org(&self, who: &Identity, org_id: &str) -> Result<Outcome, ApiError> {
         let (me, scope) = (who.user_id(), org_scope(org_id));
         for _ in 0..5 {
-            let Some(current) = role_of(self.membership(&scope, me).await?.as_ref()) else { return Ok(Left::Gone) };
+            let Some(current) = role_of(self.membership(&scope, me).await?.as_ref()) else { return Ok(Outcome::Gone) };
             let mut items = vec![self.membership_write(&scope, me, Some(current), None, org_id)?];
             if current == Role::Owner {
                 items.push(self.owner_count(org_id, -1)?);
             }
             match self.transact(items).await? {
-                Ok(()) => return Ok(Left::Left),
+                Ok(()) => return Ok(Outcome::Left),
                 Err(failed) if failed.get(1) == Some(&true) => {
                     // The last owner, or the organization is gone (a deletion was interrupted).
                     let org = self.batch_get(vec![(self.organizations()?, Self::id_key(org_id))]).await?;
@@ -233,10 +233,10 @@ impl Teams {
                             org_id,
                             "the deleted account became the last owner meanwhile; its membership stays, void"
                         );
-                        return Ok(Left::Kept);
+                        return Ok(Outcome::Kept);
                     }
                     self.delete_org(&self.as_owner(who, org_id)).await?;
-                    return Ok(Left::Deleted);
+                    return Ok(Outcome::Deleted);
                 }
                 // The role changed meanwhile: read it again.
                 Err(_) => continue,

@@ -380,6 +380,7 @@ async fn the_only_owner_of_an_organization_with_members_cannot_delete_the_accoun
     let (alice, bob) = (h.user("alice"), h.user("bob"));
     let team = Team::new(&h, alice.clone()).await;
     team.add(&h, &bob, Role::Member, Some(Role::Member)).await;
+    assert_eq!(h.call(Some(&alice), "GET", "/me", None).await.status, 200);
     let shared_canvas = format!("/projects/{}/canvases", team.project);
     assert_eq!(h.call(Some(&alice), "POST", &shared_canvas, Some(json!({"name": "shared"}))).await.status, 201);
     assert_eq!(h.call(Some(&alice), "POST", "/canvases", Some(json!({"name": "mine"}))).await.status, 201);
@@ -397,15 +398,16 @@ async fn the_only_owner_of_an_organization_with_members_cannot_delete_the_accoun
     assert_eq!(h.list_all(&bob, &shared_canvas, 10).await.0.len(), 1);
     assert_eq!(h.call(Some(&alice), "POST", "/canvases", Some(json!({"name": "still mine"}))).await.status, 201);
 
-    let r = h.call(Some(&alice), "POST", &format!("/orgs/{}/transfer", team.org), Some(json!({"new_owner": bob.id})));
-    assert_eq!(r.await.status, 204);
+    let transfer = format!("/orgs/{}/transfer", team.org);
+    let r = h.call(Some(&alice), "POST", &transfer, Some(json!({"new_owner": bob.id}))).await;
+    assert_eq!(r.status, 204, "{}", r.text());
     let deleted = h.call(Some(&alice), "DELETE", "/me", None).await;
     assert_eq!(deleted.status, 200, "{}", deleted.text());
     assert_eq!(deleted.json()["deleted"]["membership"], 1, "{}", deleted.text());
     assert_eq!(deleted.json()["deleted"]["organization"], 0, "{}", deleted.text());
 
     let org = format!("/orgs/{}", team.org);
-    assert_eq!(member_ids(&h, &bob, &org).await, [bob.id.clone()], "alice left the organization");
+    assert_eq!(member_ids(&h, &bob, &org).await, vec![bob.id.clone()], "alice left the organization");
     assert_eq!(owner_count(&h, &team.org).await.as_deref(), Some("1"));
     let r = h.call(Some(&bob), "DELETE", &format!("{org}/members/{}", bob.id), None).await;
     r.assert_problem(409);
@@ -488,8 +490,9 @@ async fn the_export_has_my_memberships_and_what_i_own_and_nothing_of_organizatio
     let h = Harness::new().await;
     let (alice, bob) = (h.user("alice"), h.user("bob"));
     let mine = Team::new(&h, alice.clone()).await;
-    let second = h.call(Some(&alice), "POST", &format!("/orgs/{}/projects", mine.org), Some(json!({"name": "Two"})));
-    let second = second.await.json()["id"].as_str().unwrap().to_owned();
+    let projects_of_mine = format!("/orgs/{}/projects", mine.org);
+    let second = h.call(Some(&alice), "POST", &projects_of_mine, Some(json!({"name": "Two"}))).await;
+    let second = second.json()["id"].as_str().unwrap().to_owned();
     let bobs = Team::new(&h, bob.clone()).await;
     bobs.add(&h, &alice, Role::Member, Some(Role::Viewer)).await;
     assert_eq!(h.call(Some(&alice), "POST", "/canvases", Some(json!({"name": "c"}))).await.status, 201);
