@@ -18,6 +18,16 @@ impl Timestamp {
         Self(OffsetDateTime::now_utc().format(FORMAT).expect("UTC timestamps always format"))
     }
 
+    /// The start of a second since the epoch, in the same format (so it compares as text).
+    pub fn from_epoch_seconds(seconds: u64) -> Self {
+        let at = i64::try_from(seconds).ok().and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
+        Self(at.unwrap_or(OffsetDateTime::UNIX_EPOCH).format(FORMAT).expect("UTC timestamps always format"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     pub fn into_string(self) -> String {
         self.0
     }
@@ -174,6 +184,7 @@ mod tests {
 
     #[test]
     fn timestamps_sort_as_strings() {
+        assert_eq!(Timestamp::from_epoch_seconds(86_400).as_str(), "1970-01-02T00:00:00.000000Z");
         let a = Timestamp::now();
         std::thread::sleep(std::time::Duration::from_millis(2));
         let b = Timestamp::now();

@@ -1,8 +1,10 @@
 //! The whole of a user's data: their profile, and their partition in every table. Export
 //! pages through all of it; deletion removes all of it. Both only ever Query the caller's own
-//! partition key, so nothing of another user can be read or touched.
+//! partition key, so nothing of another user can be read or touched. Their teams (memberships,
+//! the organizations they own) come through `shared::teams`, which reaches them the same way:
+//! from the caller's memberships.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use aws_sdk_dynamodb::{types::AttributeValue, Client};
 use serde::{Deserialize, Serialize};
@@ -18,6 +20,7 @@ use crate::{
     item::Timestamp,
     owned::{self, NamedTable, Retention, PROFILE_TABLE},
     store::{attr, batch_delete, dynamo_error, user_query, Item},
+    teams::{Leaving, Teams},
 };
 
 /// The caller's profile, created on first use.
@@ -30,7 +33,11 @@ pub struct Profile {
 /// One exported item and what it is.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Exported {
-    /// `profile`, or the kind of the owned table it comes from (`canvas`, `message`, ...).
+    /// `profile`; the kind of the owned table it comes from (`canvas`, `session`, `message`,
+    /// `workflow`, `file`); `membership` (one of the caller's: `scope` `organization` or
+    /// `project`, `org_id`, `project_id` for a project, `role`, `created_at`, `updated_at`);
+    /// `organization` (one the caller owns) or `project` (one of an organization they own).
+    #[schema(example = "canvas")]
     pub kind: &'static str,
     #[schema(value_type = Object)]
     pub item: Value,
@@ -45,6 +52,40 @@ pub struct Partition {
     /// Every owned table of the registry: all of it goes with the account.
     deleted: Vec<NamedTable>,
     cursors: CursorCodec,
+    /// The caller's teams: exported after the tables, left and deleted with the account.
+    teams: Option<Arc<Teams>>,
+}
+
+/// The phases of the export after the owned tables: memberships, then owned organizations.
+const TEAM_PHASES: usize = 2;
+
+/// The items of one export page, kept within the page's count and size budget.
+pub(crate) struct ExportPage {
+    items: Vec<Exported>,
+    used: usize,
+    limit: usize,
+}
+
+impl ExportPage {
+    pub(crate) fn full(&self) -> bool {
+        self.items.len() >= self.limit
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.limit.saturating_sub(self.items.len())
+    }
+
+    /// Adds the item unless it would take the page over its size budget (false: the page ends
+    /// before it). A page's first item always fits.
+    pub(crate) fn push(&mut self, item: Exported) -> bool {
+        let size = budget::escaped_size(&item);
+        if self.used + size > budget::PAGE_BUDGET_BYTES && !self.items.is_empty() {
+            return false;
+        }
+        self.used += size;
+        self.items.push(item);
+        true
+    }
 }
 
 const EXPORT_SCOPE: &str = "export";
@@ -55,7 +96,19 @@ impl Partition {
     pub fn from_env(client: Client, env: &Env, cursors: CursorCodec) -> Result<Self, ConfigError> {
         let deleted = owned::named(env, |_| true)?;
         let exported = deleted.iter().filter(|t| t.spec.retention == Retention::Content).cloned().collect();
-        Ok(Self { client, profiles: env.required(PROFILE_TABLE.env)?, exported, deleted, cursors })
+        Ok(Self { client, profiles: env.required(PROFILE_TABLE.env)?, exported, deleted, cursors, teams: None })
+    }
+
+    /// Includes the caller's teams: their memberships and owned organizations in the export,
+    /// leaving them (or refusing, 409) in the deletion.
+    pub fn with_teams(mut self, teams: Arc<Teams>) -> Self {
+        self.teams = Some(teams);
+        self
+    }
+
+    /// How many phases the export has: the owned tables, then the team phases.
+    fn phases(&self) -> usize {
+        self.exported.len() + if self.teams.is_some() { TEAM_PHASES } else { 0 }
     }
 
     fn profile_key(who: &Identity) -> Item {
@@ -121,37 +174,66 @@ impl Partition {
         }
     }
 
-    /// One page of everything the caller owns: the profile first, then each table in turn.
-    /// The cursor says which table and where in it to resume.
+    /// One page of everything the caller owns: the profile first, then each table in turn,
+    /// then their memberships and the organizations they own. The cursor says which phase and
+    /// where in it to resume.
     pub async fn export(&self, who: &Identity, page: &PageRequest) -> Result<Page<Exported>, ApiError> {
-        let limit = page.limit as usize;
-        let (mut table, mut start) = match &page.cursor {
-            None => (0, None),
-            Some(cursor) => self.resume_point(who, self.cursors.decode(EXPORT_SCOPE, who, cursor)?)?,
+        let (mut phase, mut resume) = match &page.cursor {
+            None => (0, CursorKey::new()),
+            Some(cursor) => self.resume_point(self.cursors.decode(EXPORT_SCOPE, who, cursor)?)?,
         };
-        let mut items = Vec::new();
-        let mut used = 0;
+        let mut out = ExportPage { items: Vec::new(), used: 0, limit: page.limit as usize };
         if page.cursor.is_none() {
             if let Some(profile) = self.read_profile(who).await?.profile {
-                items.push(Exported {
+                out.push(Exported {
                     kind: "profile",
                     item: serde_json::to_value(profile).map_err(|e| ApiError::Internal(e.to_string()))?,
                 });
             }
         }
-        while table < self.exported.len() {
-            if items.len() >= limit {
-                // The profile filled the page: the tables start on the next one.
-                return Ok(Page { items, next_cursor: Some(self.cursor(who, table, None)) });
+        while phase < self.phases() {
+            if out.full() {
+                // The page is full: the phase starts on the next one.
+                return Ok(Page { items: out.items, next_cursor: Some(self.cursor(who, phase, resume)) });
             }
-            let owned = &self.exported[table];
+            let stopped = match (phase.checked_sub(self.exported.len()), &self.teams) {
+                (Some(team_phase), Some(teams)) => teams.export_phase(who, team_phase, &resume, &mut out).await?,
+                _ => self.export_table(who, phase, &resume, &mut out).await?,
+            };
+            if let Some(at) = stopped {
+                return Ok(Page { items: out.items, next_cursor: Some(self.cursor(who, phase, at)) });
+            }
+            phase += 1;
+            resume = CursorKey::new();
+        }
+        Ok(Page { items: out.items, next_cursor: None })
+    }
+
+    /// One owned table's part of an export page, from `resume` (`id`: after that item). Returns
+    /// where to resume when the page filled before the table ended.
+    async fn export_table(
+        &self,
+        who: &Identity,
+        table: usize,
+        resume: &CursorKey,
+        page: &mut ExportPage,
+    ) -> Result<Option<CursorKey>, ApiError> {
+        let owned = &self.exported[table];
+        let at = |id: &str| CursorKey::from([(attr::ID.to_owned(), id.to_owned())]);
+        let mut start = resume.get(attr::ID).map(|id| {
+            Item::from([
+                (attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned())),
+                (attr::ID.to_owned(), AttributeValue::S(id.clone())),
+            ])
+        });
+        let mut position = resume.clone();
+        loop {
             let out = user_query(&self.client, &owned.name, who.user_id(), "#uid = :uid")
-                .limit((limit - items.len()) as i32)
+                .limit(page.remaining() as i32)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(dynamo_error)?;
-            let mut last_id = None;
             for mut item in out.items.unwrap_or_default() {
                 let id = match item.get(attr::ID) {
                     Some(AttributeValue::S(id)) => Some(id.clone()),
@@ -162,58 +244,36 @@ impl Partition {
                     item.remove(*name);
                 }
                 let item: Value = dynamo::from_item(item).map_err(|e| ApiError::Internal(format!("export: {e}")))?;
-                let exported = Exported { kind: owned.spec.kind, item };
-                used += budget::escaped_size(&exported);
-                if used > budget::PAGE_BUDGET_BYTES && !items.is_empty() {
+                if !page.push(Exported { kind: owned.spec.kind, item }) {
                     // The page is full by size: resume after the last item it holds.
-                    let next = match last_id {
-                        Some(id) => self.cursor(who, table, Some(id)),
-                        None => self.cursor(who, table, None),
-                    };
-                    return Ok(Page { items, next_cursor: Some(next) });
+                    return Ok(Some(position));
                 }
-                items.push(exported);
-                last_id = id.or(last_id);
-            }
-            if items.len() >= limit {
-                // Resume in this table after the last item, or at the next table.
-                let next = match (out.last_evaluated_key.is_some(), last_id) {
-                    (true, Some(id)) => Some(self.cursor(who, table, Some(id))),
-                    _ if table + 1 < self.exported.len() => Some(self.cursor(who, table + 1, None)),
-                    _ => None,
-                };
-                return Ok(Page { items, next_cursor: next });
+                if let Some(id) = id {
+                    position = at(&id);
+                }
             }
             // DynamoDB stops a page at 1 MB: continue in the same table, else move on.
             match out.last_evaluated_key {
+                Some(_) if page.full() => return Ok(Some(position)),
                 Some(key) => start = Some(key),
-                None => table += 1,
+                None => return Ok(None),
             }
         }
-        Ok(Page { items, next_cursor: None })
     }
 
-    fn cursor(&self, who: &Identity, table: usize, after_id: Option<String>) -> String {
-        let mut key = CursorKey::from([(CURSOR_TABLE.to_owned(), table.to_string())]);
-        if let Some(id) = after_id {
-            key.insert(attr::ID.to_owned(), id);
-        }
-        self.cursors.encode(EXPORT_SCOPE, who, &key)
+    fn cursor(&self, who: &Identity, phase: usize, mut at: CursorKey) -> String {
+        at.insert(CURSOR_TABLE.to_owned(), phase.to_string());
+        self.cursors.encode(EXPORT_SCOPE, who, &at)
     }
 
-    fn resume_point(&self, who: &Identity, key: CursorKey) -> Result<(usize, Option<Item>), ApiError> {
-        let table = key
-            .get(CURSOR_TABLE)
+    /// The phase a cursor names, and where in it to resume (the rest of its key).
+    fn resume_point(&self, mut key: CursorKey) -> Result<(usize, CursorKey), ApiError> {
+        let phase = key
+            .remove(CURSOR_TABLE)
             .and_then(|t| t.parse::<usize>().ok())
-            .filter(|t| *t < self.exported.len())
+            .filter(|t| *t < self.phases())
             .ok_or_else(|| ApiError::bad_request("cursor is invalid"))?;
-        let start = key.get(attr::ID).map(|id| {
-            Item::from([
-                (attr::USER_ID.to_owned(), AttributeValue::S(who.user_id().to_owned())),
-                (attr::ID.to_owned(), AttributeValue::S(id.clone())),
-            ])
-        });
-        Ok((table, start))
+        Ok((phase, key))
     }
 
     /// The first step of deleting the account: the tombstone on the profile item. From its
@@ -223,38 +283,70 @@ impl Partition {
     /// are whole: a token issued in the same second as the deletion counts as issued before it.
     /// A repeated deletion moves `deleted_at` forward. The tombstone expires by TTL after
     /// [`TOMBSTONE_TTL`], longer than any token lives.
+    ///
+    /// Before it, with teams: refused (409, nothing changed) while the caller is the only owner
+    /// of an organization that has other members ([`Teams::prepare_leaving`]); the
+    /// organizations they own together with other owners are left in the tombstone's own
+    /// transaction.
     pub async fn begin_deletion(&self, who: &Identity) -> Result<Tombstone, ApiError> {
+        let leaving = match &self.teams {
+            Some(teams) => teams.prepare_leaving(who).await?,
+            None => Leaving::default(),
+        };
         let deleted_at = jsonwebtoken::get_current_timestamp();
-        let old = self
-            .client
-            .update_item()
-            .table_name(&self.profiles)
-            .set_key(Some(Self::profile_key(who)))
-            .update_expression("SET #deleted_at = :deleted_at, #expires_at = :expires_at")
-            .expression_attribute_names("#deleted_at", attr::DELETED_AT)
-            .expression_attribute_names("#expires_at", attr::EXPIRES_AT)
-            .expression_attribute_values(":deleted_at", AttributeValue::N(deleted_at.to_string()))
-            .expression_attribute_values(
-                ":expires_at",
-                AttributeValue::N((deleted_at + TOMBSTONE_TTL.as_secs()).to_string()),
-            )
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(dynamo_error)?;
-        let had_profile = old.attributes.is_some_and(|a| a.contains_key(attr::CREATED_AT));
-        Ok(Tombstone { deleted_at, had_profile })
+        let set = "SET #deleted_at = :deleted_at, #expires_at = :expires_at";
+        let expires_at = AttributeValue::N((deleted_at + TOMBSTONE_TTL.as_secs()).to_string());
+        let had_profile = match &self.teams {
+            Some(teams) if leaving.in_tombstone() => {
+                // A transaction returns no old item: whether there was a profile is read first.
+                let had_profile = self.read_profile(who).await?.profile.is_some();
+                let tombstone = aws_sdk_dynamodb::types::Update::builder()
+                    .table_name(&self.profiles)
+                    .set_key(Some(Self::profile_key(who)))
+                    .update_expression(set)
+                    .expression_attribute_names("#deleted_at", attr::DELETED_AT)
+                    .expression_attribute_names("#expires_at", attr::EXPIRES_AT)
+                    .expression_attribute_values(":deleted_at", AttributeValue::N(deleted_at.to_string()))
+                    .expression_attribute_values(":expires_at", expires_at)
+                    .build()
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                teams.commit_tombstone(who, tombstone, &leaving).await?;
+                had_profile
+            }
+            _ => {
+                let old = self
+                    .client
+                    .update_item()
+                    .table_name(&self.profiles)
+                    .set_key(Some(Self::profile_key(who)))
+                    .update_expression(set)
+                    .expression_attribute_names("#deleted_at", attr::DELETED_AT)
+                    .expression_attribute_names("#expires_at", attr::EXPIRES_AT)
+                    .expression_attribute_values(":deleted_at", AttributeValue::N(deleted_at.to_string()))
+                    .expression_attribute_values(":expires_at", expires_at)
+                    .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+                    .send()
+                    .await
+                    .map_err(dynamo_error)?;
+                old.attributes.is_some_and(|a| a.contains_key(attr::CREATED_AT))
+            }
+        };
+        Ok(Tombstone { deleted_at, had_profile, leaving })
     }
 
-    /// Deletes every item of the caller in every table, then reduces the profile to the bare
-    /// `tombstone` that [`Partition::begin_deletion`] wrote. Idempotent: if it is interrupted,
-    /// running the deletion again finishes the job. Returns counts per kind.
+    /// Leaves the caller's organizations and projects (deleting those they were the only member
+    /// of), deletes every item of the caller in every table, then reduces the profile to the
+    /// bare `tombstone` that [`Partition::begin_deletion`] wrote. Idempotent: if it is
+    /// interrupted, running the deletion again finishes the job. Returns counts per kind.
     pub async fn delete_all(
         &self,
         who: &Identity,
         tombstone: Tombstone,
     ) -> Result<BTreeMap<&'static str, usize>, ApiError> {
-        let mut counts = BTreeMap::new();
+        let mut counts = match &self.teams {
+            Some(teams) => teams.leave_all(who, &tombstone.leaving).await?,
+            None => BTreeMap::new(),
+        };
         for owned in &self.deleted {
             let mut deleted = 0;
             loop {
@@ -316,10 +408,12 @@ pub const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(30
 
 /// A deletion in progress: written by [`Partition::begin_deletion`], completed by
 /// [`Partition::delete_all`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Tombstone {
     deleted_at: u64,
     had_profile: bool,
+    /// The memberships found before the tombstone, left by `delete_all`.
+    leaving: Leaving,
 }
 
 /// What the profile item holds.

@@ -9,8 +9,10 @@
 //!   lists "my organizations/projects" in one Query.
 //!
 //! The access decision ([`ProjectAccess`], [`OrgAccess`]) is one strongly consistent
-//! BatchGetItem per request. Only a project's organization is cached in the function (it never
-//! changes), never a membership: removing a member takes effect on their next request.
+//! BatchGetItem per request (the project or organization, the memberships, and the caller's
+//! profile item for its deletion tombstone). Only a project's organization is cached in the
+//! function (it never changes), never a membership: removing a member takes effect on their next
+//! request.
 
 use std::{
     collections::HashMap,
@@ -26,8 +28,11 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
+mod account;
 mod deletion;
 mod manage;
+
+pub use account::Leaving;
 
 use crate::{
     access::{self, Action, Permission, Role},
@@ -50,6 +55,8 @@ const OWNER_COUNT: &str = "owner_count";
 const PROJECT_COUNT: &str = "project_count";
 const MY_SCOPES_INDEX: &str = "user_id-scope-index";
 const ORG_PROJECTS_INDEX: &str = "org_id-created_at-index";
+/// DynamoDB's limit on the keys of one BatchGetItem.
+const BATCH_GET_MAX_KEYS: usize = 100;
 /// How many project → organization pairs a function remembers (immutable facts).
 const ORG_OF_CACHE: usize = 10_000;
 
@@ -81,6 +88,41 @@ fn number(item: &Item, name: &str) -> u64 {
 
 fn role_of(item: Option<&Item>) -> Option<Role> {
     item.and_then(|i| text(i, ROLE)).and_then(Role::parse)
+}
+
+/// The caller's account deletion, as far as memberships are concerned (their profile item's
+/// `deleted_at`). `DELETE /me` removes the memberships it finds on the user index, which is
+/// eventually consistent: one granted a moment before may not show yet. So a membership grants
+/// nothing when it was created at or before the account's latest deletion (in whole seconds, as
+/// `deleted_at`), and nothing at all to a token issued at or before it (as every create refuses
+/// such a token). A membership granted later belongs to the account as it is now.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AccountState {
+    deleted_at: Option<u64>,
+    revoked: bool,
+}
+
+impl AccountState {
+    /// From the caller's profile item (absent: never deleted).
+    fn of(who: &Identity, profile: Option<&Item>) -> Self {
+        let deleted_at = profile.and_then(|p| match p.get(attr::DELETED_AT) {
+            Some(AttributeValue::N(v)) => v.parse::<u64>().ok(),
+            _ => None,
+        });
+        Self { deleted_at, revoked: deleted_at.is_some_and(|d| d >= who.issued_at()) }
+    }
+
+    /// The membership outlived the account's latest deletion: it was created after it.
+    fn outlived_deletion(&self, membership: &Item) -> bool {
+        let Some(deleted_at) = self.deleted_at else { return true };
+        let after = Timestamp::from_epoch_seconds(deleted_at.saturating_add(1));
+        text(membership, attr::CREATED_AT).is_some_and(|created| created >= after.as_str())
+    }
+
+    /// The membership grants the caller its role.
+    fn grants(&self, membership: &Item) -> bool {
+        !self.revoked && self.outlived_deletion(membership)
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -304,33 +346,49 @@ impl Teams {
         Item::from([(attr::ID.to_owned(), s(id))])
     }
 
-    /// One strongly consistent BatchGetItem (retrying unprocessed keys), by table.
+    /// The caller's profile item, for a BatchGetItem (none when the function has no profile
+    /// table).
+    fn profile_read(&self, who: &Identity) -> Option<(&str, Item)> {
+        let key = Item::from([(attr::USER_ID.to_owned(), s(who.user_id()))]);
+        self.profiles.as_deref().map(|table| (table, key))
+    }
+
+    /// The caller's account state from a BatchGetItem that read their profile item.
+    fn account_state(&self, who: &Identity, found: &mut HashMap<String, Vec<Item>>) -> AccountState {
+        let profile = self.profiles.as_ref().and_then(|t| found.remove(t)).and_then(|mut p| p.pop());
+        AccountState::of(who, profile.as_ref())
+    }
+
+    /// Strongly consistent reads of these keys, by table: one BatchGetItem per 100 keys
+    /// (retrying unprocessed keys).
     async fn batch_get(&self, wanted: Vec<(&str, Item)>) -> Result<HashMap<String, Vec<Item>>, ApiError> {
-        let mut request: HashMap<String, KeysAndAttributes> = HashMap::new();
-        for (table, key) in wanted {
-            let entry = request.remove(table).map(|k| k.keys).unwrap_or_default();
-            let keys = KeysAndAttributes::builder()
-                .set_keys(Some([entry, vec![key]].concat()))
-                .consistent_read(true)
-                .build()
-                .map_err(internal)?;
-            request.insert(table.to_owned(), keys);
-        }
         let mut found: HashMap<String, Vec<Item>> = HashMap::new();
-        for attempt in 0u32.. {
-            let out =
-                self.client.batch_get_item().set_request_items(Some(request)).send().await.map_err(dynamo_error)?;
-            for (table, items) in out.responses.unwrap_or_default() {
-                found.entry(table).or_default().extend(items);
+        for chunk in wanted.chunks(BATCH_GET_MAX_KEYS) {
+            let mut request: HashMap<String, KeysAndAttributes> = HashMap::new();
+            for (table, key) in chunk {
+                let entry = request.remove(*table).map(|k| k.keys).unwrap_or_default();
+                let keys = KeysAndAttributes::builder()
+                    .set_keys(Some([entry, vec![key.clone()]].concat()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(internal)?;
+                request.insert((*table).to_owned(), keys);
             }
-            request = out.unprocessed_keys.unwrap_or_default();
-            if request.is_empty() {
-                break;
+            for attempt in 0u32.. {
+                let out =
+                    self.client.batch_get_item().set_request_items(Some(request)).send().await.map_err(dynamo_error)?;
+                for (table, items) in out.responses.unwrap_or_default() {
+                    found.entry(table).or_default().extend(items);
+                }
+                request = out.unprocessed_keys.unwrap_or_default();
+                if request.is_empty() {
+                    break;
+                }
+                if attempt >= 8 {
+                    return Err(ApiError::Unavailable("membership reads left unprocessed".into()));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
             }
-            if attempt >= 8 {
-                return Err(ApiError::Unavailable("membership reads left unprocessed".into()));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
         }
         Ok(found)
     }
@@ -346,15 +404,21 @@ impl Teams {
         let project_id = item::parse_id(project_id, "project")?;
         let org_id = self.org_of(&project_id).await?;
         let mut found = self
-            .batch_get(vec![
-                (&self.projects, Self::id_key(&project_id)),
-                (&self.memberships, Self::membership_key(&org_scope(&org_id), who.user_id())),
-                (&self.memberships, Self::membership_key(&project_partition(&project_id), who.user_id())),
-            ])
+            .batch_get(
+                [
+                    (self.projects.as_str(), Self::id_key(&project_id)),
+                    (&self.memberships, Self::membership_key(&org_scope(&org_id), who.user_id())),
+                    (&self.memberships, Self::membership_key(&project_partition(&project_id), who.user_id())),
+                ]
+                .into_iter()
+                .chain(self.profile_read(who))
+                .collect(),
+            )
             .await?;
+        let account = self.account_state(who, &mut found);
         let project = found.remove(&self.projects).and_then(|mut p| p.pop()).ok_or(ApiError::NotFound("project"))?;
         let memberships = found.remove(&self.memberships).unwrap_or_default();
-        let scoped = |scope: &str| memberships.iter().find(|m| text(m, SCOPE) == Some(scope));
+        let scoped = |scope: &str| memberships.iter().find(|m| text(m, SCOPE) == Some(scope) && account.grants(m));
         let role = access::project_role(
             role_of(scoped(&org_scope(&org_id))),
             role_of(scoped(&project_partition(&project_id))),
@@ -367,14 +431,20 @@ impl Teams {
     pub async fn org_access(&self, who: &Identity, org_id: &str) -> Result<OrgAccess, ApiError> {
         let org_id = item::parse_id(org_id, "organization")?;
         let mut found = self
-            .batch_get(vec![
-                (self.organizations()?, Self::id_key(&org_id)),
-                (&self.memberships, Self::membership_key(&org_scope(&org_id), who.user_id())),
-            ])
+            .batch_get(
+                [
+                    (self.organizations()?, Self::id_key(&org_id)),
+                    (&self.memberships, Self::membership_key(&org_scope(&org_id), who.user_id())),
+                ]
+                .into_iter()
+                .chain(self.profile_read(who))
+                .collect(),
+            )
             .await?;
+        let account = self.account_state(who, &mut found);
         let org = found.remove(self.organizations()?).and_then(|mut o| o.pop());
-        let role = role_of(found.remove(&self.memberships).and_then(|mut m| m.pop()).as_ref())
-            .ok_or(ApiError::NotFound("organization"))?;
+        let membership = found.remove(&self.memberships).and_then(|mut m| m.pop()).filter(|m| account.grants(m));
+        let role = role_of(membership.as_ref()).ok_or(ApiError::NotFound("organization"))?;
         Ok(OrgAccess { caller: who.clone(), org_id, role, org })
     }
 

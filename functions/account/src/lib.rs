@@ -1,5 +1,5 @@
 //! The caller's account: profile, export of everything they own, deletion of everything they
-//! own. Also the public health check.
+//! own (their memberships included). Also the public health check.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -21,8 +21,13 @@ pub struct Account {
 
 impl Area for Account {
     fn build(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
+        let teams = platform
+            .teams
+            .clone()
+            .ok_or_else(|| ConfigError::Missing("MEMBERSHIPS_TABLE and PROJECTS_TABLE".into()))?;
+        env.required("ORGANIZATIONS_TABLE")?;
         Ok(Self {
-            partition: Partition::from_env(platform.dynamodb.clone(), env, platform.cursors.clone())?,
+            partition: Partition::from_env(platform.dynamodb.clone(), env, platform.cursors.clone())?.with_teams(teams),
             objects: UserObjects::new(platform.s3(), env.required("FILES_BUCKET")?),
         })
     }
@@ -63,6 +68,10 @@ pub struct ExportPage {
 }
 
 /// Everything the caller owns, a page at a time (follow `next_cursor` to the end).
+///
+/// The profile, the items of every kind, the caller's memberships (with their role), and the
+/// organizations they own with those organizations' projects (not the organizations they merely
+/// belong to).
 #[utoipa::path(get, path = "/me/export", tag = "account", operation_id = "export_me",
     params(
         Paging,
@@ -75,13 +84,19 @@ async fn export(State(area): State<Arc<Account>>, who: Identity, Paging(page): P
 
 #[derive(Serialize, ToSchema)]
 pub struct Deleted {
-    /// How many items of each kind were deleted (`object` for S3 objects).
+    /// How many items of each kind were deleted (`object` for S3 objects, `membership` for the
+    /// memberships left, `organization` for the organizations deleted with the account).
     deleted: BTreeMap<&'static str, usize>,
 }
 
 /// Deletes every item the caller owns in every table and every object under their prefix.
 /// Safe to repeat: if interrupted, calling it again finishes the job. From its first step on,
 /// tokens issued until then can no longer create anything.
+///
+/// The caller leaves every organization and project; the organizations they are the only
+/// member of are deleted with their projects and everything in them. Refused (409, nothing
+/// deleted) while the caller is the only owner of an organization that has other members:
+/// transfer the ownership (`POST /orgs/{org_id}/transfer`) or delete the organization first.
 #[utoipa::path(delete, path = "/me", tag = "account", operation_id = "delete_me",
     responses((status = 200, description = "What was deleted", body = Deleted)))]
 async fn delete(State(area): State<Arc<Account>>, who: Identity) -> Result<Response, ApiError> {

@@ -108,32 +108,38 @@ impl Teams {
         Ok((out.items.unwrap_or_default(), next))
     }
 
-    /// The items of `table` with these ids, in the given order (missing ones left out).
-    async fn by_ids(&self, table: &str, ids: &[String]) -> Result<Vec<Item>, ApiError> {
+    /// The items of `table` with these ids, in the given order (missing ones left out), and the
+    /// caller's account state, in one BatchGetItem.
+    async fn by_ids(&self, who: &Identity, table: &str, ids: &[String]) -> Result<(Vec<Item>, AccountState), ApiError> {
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), AccountState::default()));
         }
-        let mut found = self.batch_get(ids.iter().map(|id| (table, Self::id_key(id))).collect()).await?;
+        let keys = ids.iter().map(|id| (table, Self::id_key(id)));
+        let mut found = self.batch_get(keys.chain(self.profile_read(who)).collect()).await?;
+        let account = self.account_state(who, &mut found);
         let mut items: HashMap<String, Item> = found
             .remove(table)
             .unwrap_or_default()
             .into_iter()
             .filter_map(|i| text(&i, attr::ID).map(str::to_owned).map(|id| (id, i)))
             .collect();
-        Ok(ids.iter().filter_map(|id| items.remove(id)).filter(|i| !i.contains_key(attr::DELETING_AT)).collect())
+        let items =
+            ids.iter().filter_map(|id| items.remove(id)).filter(|i| !i.contains_key(attr::DELETING_AT)).collect();
+        Ok((items, account))
     }
 
     /// The caller's organizations with their role: one Query and one BatchGetItem per page.
     pub async fn my_orgs(&self, who: &Identity, page: &PageRequest) -> Result<Page<MyOrganization>, ApiError> {
         let (memberships, next_cursor) = self.my_scopes(who, ORG_PREFIX, "orgs", page, None).await?;
         let ids: Vec<String> = memberships.iter().filter_map(|m| text(m, ORG_ID).map(str::to_owned)).collect();
-        let orgs = self.by_ids(self.organizations()?, &ids).await?;
+        let (orgs, account) = self.by_ids(who, self.organizations()?, &ids).await?;
         let items = orgs
             .into_iter()
-            .map(|org| {
+            .filter_map(|org| {
                 let id = text(&org, attr::ID).unwrap_or_default().to_owned();
-                let role = memberships.iter().find(|m| text(m, ORG_ID) == Some(&id)).and_then(|m| role_of(Some(m)));
-                Ok(MyOrganization { organization: from_item(org)?, role: role.unwrap_or(Role::Viewer) })
+                let membership = memberships.iter().find(|m| text(m, ORG_ID) == Some(&id) && account.grants(m))?;
+                let role = role_of(Some(membership)).unwrap_or(Role::Viewer);
+                Some(from_item(org).map(|organization| MyOrganization { organization, role }))
             })
             .collect::<Result<_, ApiError>>()?;
         Ok(Page { items, next_cursor })
@@ -189,13 +195,14 @@ impl Teams {
             .iter()
             .filter_map(|m| text(m, SCOPE).and_then(|s| s.strip_prefix("project#")).map(str::to_owned))
             .collect();
-        let projects = self.by_ids(&self.projects, &ids).await?;
+        let (projects, account) = self.by_ids(who, &self.projects, &ids).await?;
         let items = projects
             .into_iter()
-            .map(|p| {
+            .filter_map(|p| {
                 let scope = project_partition(text(&p, attr::ID).unwrap_or_default());
-                let role = memberships.iter().find(|m| text(m, SCOPE) == Some(&scope)).and_then(|m| role_of(Some(m)));
-                Ok(MyProject { project: from_item(p)?, role: role.unwrap_or(Role::Viewer) })
+                let membership = memberships.iter().find(|m| text(m, SCOPE) == Some(&scope) && account.grants(m))?;
+                let role = role_of(Some(membership)).unwrap_or(Role::Viewer);
+                Some(from_item(p).map(|project| MyProject { project, role }))
             })
             .collect::<Result<_, ApiError>>()?;
         Ok(Page { items, next_cursor })
@@ -374,7 +381,7 @@ impl Teams {
         self.members(&p.caller, &project_partition(&p.project_id), page).await
     }
 
-    async fn membership(&self, scope: &str, user: &str) -> Result<Option<Item>, ApiError> {
+    pub(super) async fn membership(&self, scope: &str, user: &str) -> Result<Option<Item>, ApiError> {
         let out = self
             .client
             .get_item()
@@ -396,7 +403,7 @@ impl Teams {
     }
 
     /// The organization's owner count moved by `delta` (refused below one owner).
-    fn owner_count(&self, org_id: &str, delta: i64) -> Result<TransactWriteItem, ApiError> {
+    pub(super) fn owner_count(&self, org_id: &str, delta: i64) -> Result<TransactWriteItem, ApiError> {
         let mut update = Update::builder()
             .table_name(self.organizations()?)
             .set_key(Some(Self::id_key(org_id)))
@@ -450,7 +457,7 @@ impl Teams {
         Ok(())
     }
 
-    fn membership_write(
+    pub(super) fn membership_write(
         &self,
         scope: &str,
         user: &str,

@@ -340,3 +340,296 @@ async fn a_token_issued_after_the_deletion_creates_again() {
     assert_account_deleted(&h.call(Some(&alice), "POST", "/canvases", Some(json!({"name": "old"}))).await);
     assert_account_deleted(&h.call(Some(&alice), "GET", "/me", None).await);
 }
+
+// Teams: DELETE /me leaves every organization and project, or refuses while the caller is the
+// only owner of an organization with other members; the export includes the memberships.
+
+use shared::access::Role;
+
+use crate::teams::Team;
+
+/// An organization's stored item (owner_count and project_count included), straight from
+/// DynamoDB.
+async fn stored_org(h: &Harness, org: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    let client = shared::runtime::local_dynamodb_client(h.stack.settings.dynamodb_endpoint.clone());
+    let out = client
+        .get_item()
+        .table_name("OrganizationsTable")
+        .key("id", AttributeValue::S(org.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    out.item
+}
+
+async fn owner_count(h: &Harness, org: &str) -> Option<String> {
+    stored_org(h, org).await.and_then(|o| o.get("owner_count").and_then(|n| n.as_n().ok()).cloned())
+}
+
+async fn member_ids(h: &Harness, by: &User, scope: &str) -> Vec<String> {
+    let (members, _) = h.list_all(by, &format!("{scope}/members"), 100).await;
+    let mut ids: Vec<String> = members.iter().map(|m| m["user"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn the_only_owner_of_an_organization_with_members_cannot_delete_the_account_until_they_transfer() {
+    let h = Harness::new().await;
+    let (alice, bob) = (h.user("alice"), h.user("bob"));
+    let team = Team::new(&h, alice.clone()).await;
+    team.add(&h, &bob, Role::Member, Some(Role::Member)).await;
+    assert_eq!(h.call(Some(&alice), "GET", "/me", None).await.status, 200);
+    let shared_canvas = format!("/projects/{}/canvases", team.project);
+    assert_eq!(h.call(Some(&alice), "POST", &shared_canvas, Some(json!({"name": "shared"}))).await.status, 201);
+    assert_eq!(h.call(Some(&alice), "POST", "/canvases", Some(json!({"name": "mine"}))).await.status, 201);
+    let before = stored(&h, &alice).await;
+
+    let refused = h.call(Some(&alice), "DELETE", "/me", None).await;
+    let body = refused.assert_problem(409);
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains(&team.org) && detail.contains("Acme"), "names the organization: {detail}");
+    assert!(detail.contains("/transfer") && detail.contains("DELETE /orgs/"), "says what to do: {detail}");
+    // Nothing changed: no tombstone, the data and the organization are there, the token works.
+    assert_eq!(stored(&h, &alice).await, before, "a refused deletion deletes nothing");
+    assert!(!before.1.unwrap().contains(&"deleted_at".to_owned()));
+    assert_eq!(h.call(Some(&alice), "GET", &format!("/orgs/{}", team.org), None).await.status, 200);
+    assert_eq!(h.list_all(&bob, &shared_canvas, 10).await.0.len(), 1);
+    assert_eq!(h.call(Some(&alice), "POST", "/canvases", Some(json!({"name": "still mine"}))).await.status, 201);
+
+    let transfer = format!("/orgs/{}/transfer", team.org);
+    let r = h.call(Some(&alice), "POST", &transfer, Some(json!({"new_owner": bob.id}))).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let deleted = h.call(Some(&alice), "DELETE", "/me", None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert_eq!(deleted.json()["deleted"]["membership"], 1, "{}", deleted.text());
+    assert_eq!(deleted.json()["deleted"]["organization"], 0, "{}", deleted.text());
+
+    let org = format!("/orgs/{}", team.org);
+    assert_eq!(member_ids(&h, &bob, &org).await, vec![bob.id.clone()], "alice left the organization");
+    assert_eq!(owner_count(&h, &team.org).await.as_deref(), Some("1"));
+    let r = h.call(Some(&bob), "DELETE", &format!("{org}/members/{}", bob.id), None).await;
+    r.assert_problem(409);
+    assert_eq!(h.list_all(&bob, &shared_canvas, 10).await.0.len(), 1, "the project's items are the project's");
+    assert_eq!(h.call(Some(&alice), "GET", &org, None).await.status, 404);
+}
+
+#[tokio::test]
+async fn an_owner_among_owners_leaves_and_the_owner_count_follows() {
+    let h = Harness::new().await;
+    let (alice, bob, carol) = (h.user("alice"), h.user("bob"), h.user("carol"));
+    let team = Team::new(&h, alice.clone()).await;
+    team.add(&h, &bob, Role::Owner, None).await;
+    team.add(&h, &carol, Role::Viewer, None).await;
+    assert_eq!(
+        h.call(
+            Some(&alice),
+            "PUT",
+            &format!("/projects/{}/members/{}", team.project, alice.id),
+            Some(json!({"role": "admin"}))
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(owner_count(&h, &team.org).await.as_deref(), Some("2"));
+
+    let deleted = h.call(Some(&alice), "DELETE", "/me", None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert_eq!(deleted.json()["deleted"]["membership"], 2, "the organization's and the project's: {}", deleted.text());
+    assert_eq!(owner_count(&h, &team.org).await.as_deref(), Some("1"));
+    let org = format!("/orgs/{}", team.org);
+    let mut expected = vec![bob.id.clone(), carol.id.clone()];
+    expected.sort();
+    assert_eq!(member_ids(&h, &bob, &org).await, expected);
+    assert!(member_ids(&h, &bob, &format!("/projects/{}", team.project)).await.is_empty());
+    // bob is now the last owner: he can no longer leave.
+    h.call(Some(&bob), "DELETE", &format!("{org}/members/{}", bob.id), None).await.assert_problem(409);
+}
+
+#[tokio::test]
+async fn an_organization_the_caller_alone_belongs_to_goes_with_the_account() {
+    let h = Harness::new().await;
+    let (alice, bob) = (h.user("alice"), h.user("bob"));
+    let team = Team::new(&h, alice.clone()).await;
+    let shared_canvas = format!("/projects/{}/canvases", team.project);
+    assert_eq!(h.call(Some(&alice), "POST", &shared_canvas, Some(json!({"name": "only mine"}))).await.status, 201);
+    let bobs = Team::new(&h, bob.clone()).await;
+
+    let deleted = h.call(Some(&alice), "DELETE", "/me", None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert_eq!(deleted.json()["deleted"]["organization"], 1, "{}", deleted.text());
+    assert!(stored_org(&h, &team.org).await.is_none(), "the organization is gone");
+    let client = shared::runtime::local_dynamodb_client(h.stack.settings.dynamodb_endpoint.clone());
+    for (table, key, value) in [
+        ("ProjectsTable", "id", team.project.clone()),
+        ("CanvasesTable", "user_id", format!("project#{}", team.project)),
+        ("MembershipsTable", "scope", format!("org#{}", team.org)),
+    ] {
+        let out = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", key)
+            .expression_attribute_values(":v", AttributeValue::S(value.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.count(), 0, "{table} still holds {value}");
+    }
+    assert!(stored_org(&h, &bobs.org).await.is_some(), "bob's organization is untouched");
+    assert_eq!(h.call(Some(&bob), "GET", &format!("/projects/{}", bobs.project), None).await.status, 200);
+    let again = signed_in_again(&h, &alice).await;
+    assert!(h.list_all(&again, "/orgs", 10).await.0.is_empty());
+}
+
+#[tokio::test]
+async fn the_export_has_my_memberships_and_what_i_own_and_nothing_of_organizations_i_belong_to() {
+    let h = Harness::new().await;
+    let (alice, bob) = (h.user("alice"), h.user("bob"));
+    let mine = Team::new(&h, alice.clone()).await;
+    let projects_of_mine = format!("/orgs/{}/projects", mine.org);
+    let second = h.call(Some(&alice), "POST", &projects_of_mine, Some(json!({"name": "Two"}))).await;
+    let second = second.json()["id"].as_str().unwrap().to_owned();
+    let bobs = Team::new(&h, bob.clone()).await;
+    bobs.add(&h, &alice, Role::Member, Some(Role::Viewer)).await;
+    assert_eq!(h.call(Some(&alice), "POST", "/canvases", Some(json!({"name": "c"}))).await.status, 201);
+
+    let (items, pages) = export_all(&h, &alice, 2).await;
+    assert!(pages >= 4, "{pages} pages");
+    let counts = kinds(&items);
+    let expected: BTreeMap<String, usize> =
+        [("canvas", 1), ("membership", 3), ("organization", 1), ("profile", 1), ("project", 2)]
+            .map(|(k, v)| (k.to_owned(), v))
+            .into();
+    assert_eq!(counts, expected, "{items:?}");
+    let of =
+        |kind: &str| -> Vec<Value> { items.iter().filter(|i| i["kind"] == kind).map(|i| i["item"].clone()).collect() };
+    assert_eq!(of("organization")[0]["id"], json!(mine.org));
+    assert_eq!(of("organization")[0]["name"], "Acme");
+    assert!(of("organization")[0].get("owner_count").is_none(), "no bookkeeping");
+    let mut projects: Vec<String> = of("project").iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+    projects.sort();
+    let mut expected = vec![mine.project.clone(), second];
+    expected.sort();
+    assert_eq!(projects, expected, "only the projects of the organization alice owns");
+    let memberships = of("membership");
+    let find = |scope: &str, id: &str| {
+        memberships
+            .iter()
+            .find(|m| m["scope"] == scope && (m["org_id"] == id || m["project_id"] == id))
+            .unwrap_or_else(|| panic!("no {scope} membership of {id}: {memberships:?}"))
+            .clone()
+    };
+    assert_eq!(find("organization", &mine.org)["role"], "owner");
+    assert_eq!(find("organization", &bobs.org)["role"], "member");
+    assert_eq!(find("project", &bobs.project)["role"], "viewer");
+    assert_eq!(find("project", &bobs.project)["org_id"], json!(bobs.org));
+    let text = serde_json::to_string(&items).unwrap();
+    assert!(!text.contains(&bob.id), "nothing of bob's: {text}");
+    for limit in [1, 3, 100] {
+        let (paged, _) = export_all(&h, &alice, limit).await;
+        assert_eq!(kinds(&paged), counts, "page size {limit} does not change the content");
+    }
+    // bob's export has his own organization, not alice's.
+    let (bobs_items, _) = export_all(&h, &bob, 100).await;
+    let orgs: Vec<_> =
+        bobs_items.iter().filter(|i| i["kind"] == "organization").map(|i| i["item"]["id"].clone()).collect();
+    assert_eq!(orgs, [json!(bobs.org)]);
+}
+
+/// While on, Queries of the memberships' user index show nothing: a membership written a moment
+/// before that the index does not show yet, as on AWS.
+#[derive(Clone, Debug, Default)]
+struct MembershipsNotIndexedYet(Arc<AtomicBool>);
+
+/// Marks a Query of the user index (set when the request starts; the input is gone by the answer).
+#[derive(Clone, Debug)]
+struct OnUserIndex;
+
+impl aws_smithy_types::config_bag::Storable for OnUserIndex {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl aws_sdk_dynamodb::config::Intercept for MembershipsNotIndexedYet {
+    fn name(&self) -> &'static str {
+        "MembershipsNotIndexedYet"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let input = context.input().downcast_ref::<aws_sdk_dynamodb::operation::query::QueryInput>();
+        if input.and_then(|q| q.index_name()) == Some("user_id-scope-index") {
+            cfg.interceptor_state().store_put(OnUserIndex);
+        }
+        Ok(())
+    }
+
+    fn modify_before_completion(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextMut<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if !self.0.load(Ordering::SeqCst) || cfg.load::<OnUserIndex>().is_none() {
+            return Ok(());
+        }
+        let Some(Ok(output)) = context.output_or_error_mut() else { return Ok(()) };
+        if let Some(query) = output.downcast_mut::<aws_sdk_dynamodb::operation::query::QueryOutput>() {
+            query.items = Some(Vec::new());
+            query.count = 0;
+            query.last_evaluated_key = None;
+        }
+        Ok(())
+    }
+}
+
+/// The deletion lists memberships on the eventually consistent user index: one granted a moment
+/// before may be missed and stay. It grants nothing: not to the old token (revoked, as
+/// everywhere), and not to a new one (created before the deletion). A membership granted after
+/// the deletion belongs to the account as it is now.
+#[tokio::test]
+async fn a_membership_the_deletion_did_not_see_grants_nothing() {
+    let hidden = MembershipsNotIndexedYet::default();
+    let hook = hidden.clone();
+    let h = Harness::with(move |s| {
+        s.test_dynamodb_interceptors.push(aws_sdk_dynamodb::config::SharedInterceptor::new(hook))
+    })
+    .await;
+    let (alice, bob) = (h.user("alice"), h.user("bob"));
+    let team = Team::new(&h, bob.clone()).await;
+    assert_eq!(h.call(Some(&alice), "GET", "/me", None).await.status, 200);
+    team.add(&h, &alice, Role::Admin, None).await;
+    let (org, project) = (format!("/orgs/{}", team.org), format!("/projects/{}", team.project));
+    assert_eq!(h.call(Some(&alice), "GET", &project, None).await.status, 200, "alice is an admin");
+
+    hidden.0.store(true, Ordering::SeqCst);
+    let deleted = h.call(Some(&alice), "DELETE", "/me", None).await;
+    hidden.0.store(false, Ordering::SeqCst);
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert_eq!(deleted.json()["deleted"]["membership"], 0, "the deletion did not see it");
+    assert!(member_ids(&h, &bob, &org).await.contains(&alice.id), "the membership was left behind");
+
+    let again = signed_in_again(&h, &alice).await;
+    for user in [&alice, &again] {
+        for path in [&org, &project, &format!("{project}/canvases")] {
+            h.call(Some(user), "GET", path, None).await.assert_problem(404);
+        }
+        let r = h.call(Some(user), "POST", &format!("{project}/canvases"), Some(json!({"name": "x"}))).await;
+        r.assert_problem(404);
+        assert!(h.list_all(user, "/orgs", 10).await.0.is_empty(), "no organization listed");
+    }
+
+    // Granted again after the deletion: the signed-in-again account is a member, the old token
+    // still nothing.
+    assert_eq!(team.put_member(&h, &bob, &org, &again, Role::Member).await.status, 204);
+    assert_eq!(h.call(Some(&again), "GET", &project, None).await.status, 404, "a member, not in the project");
+    assert_eq!(h.call(Some(&again), "GET", &org, None).await.status, 200);
+    assert_eq!(h.list_all(&again, "/orgs", 10).await.0.len(), 1);
+    h.call(Some(&alice), "GET", &org, None).await.assert_problem(404);
+}
