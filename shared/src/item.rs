@@ -18,6 +18,13 @@ impl Timestamp {
         Self(OffsetDateTime::now_utc().format(FORMAT).expect("UTC timestamps always format"))
     }
 
+    /// The time `secs` seconds after the epoch (clamped to the format's range).
+    pub fn from_unix(secs: u64) -> Self {
+        let at = i64::try_from(secs).ok().and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
+        let at = at.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Self(at.format(FORMAT).expect("UTC timestamps always format"))
+    }
+
     pub fn into_string(self) -> String {
         self.0
     }
