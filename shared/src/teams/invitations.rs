@@ -241,6 +241,23 @@ impl Teams {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
+    /// A new owner counted on the organization (the same bookkeeping as a direct grant), if it
+    /// exists and is not being deleted.
+    fn owner_joins(&self, org_id: &str) -> Result<TransactWriteItem, ApiError> {
+        let update = Update::builder()
+            .table_name(self.organizations()?)
+            .set_key(Some(Self::id_key(org_id)))
+            .update_expression("ADD #owners :one")
+            .condition_expression("attribute_exists(#id) AND attribute_not_exists(#deleting)")
+            .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_names("#deleting", attr::DELETING_AT)
+            .expression_attribute_names("#owners", OWNER_COUNT)
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     async fn invitation(&self, scope: &str, id: &str) -> Result<Option<Item>, ApiError> {
         let out = self
             .client
@@ -502,33 +519,34 @@ impl Teams {
             .expression_attribute_names("#scope", SCOPE)
             .build()
             .map_err(internal)?;
+        // One operation per item in a transaction: an owner's count update is also the check
+        // that the organization is still there.
+        let alive = match &project_id {
+            None if role == Role::Owner => self.owner_joins(&org_id)?,
+            _ => self.scope_alive(&org_id, project_id.as_deref())?,
+        };
         let mut items = vec![
             TransactWriteItem::builder().update(use_up).build(),
             TransactWriteItem::builder().put(join).build(),
             self.guard(who)?,
-            self.scope_alive(&org_id, project_id.as_deref())?,
+            alive,
         ];
-        match &project_id {
+        if project_id.is_some() {
             // Only members of the organization join its projects (as with a direct grant).
-            Some(_) => {
-                let in_org = ConditionCheck::builder()
-                    .table_name(&self.memberships)
-                    .set_key(Some(Self::membership_key(&org_scope(&org_id), who.user_id())))
-                    .condition_expression("attribute_exists(#scope)")
-                    .expression_attribute_names("#scope", SCOPE)
-                    .build()
-                    .map_err(internal)?;
-                items.push(TransactWriteItem::builder().condition_check(in_org).build());
-            }
-            // The same owner bookkeeping as a direct grant.
-            None if role == Role::Owner => items.push(self.owner_count(&org_id, 1)?),
-            None => {}
+            let in_org = ConditionCheck::builder()
+                .table_name(&self.memberships)
+                .set_key(Some(Self::membership_key(&org_scope(&org_id), who.user_id())))
+                .condition_expression("attribute_exists(#scope)")
+                .expression_attribute_names("#scope", SCOPE)
+                .build()
+                .map_err(internal)?;
+            items.push(TransactWriteItem::builder().condition_check(in_org).build());
         }
         let noun = if project_id.is_some() { "project" } else { "organization" };
         match self.transact(items).await? {
             Ok(()) => Ok(AcceptedInvitation { org_id, project_id, role }),
             Err(failed) if failed.get(2) == Some(&true) => Err(ApiError::AccountDeleted),
-            Err(failed) if failed.get(3) == Some(&true) || (project_id.is_none() && failed.get(4) == Some(&true)) => {
+            Err(failed) if failed.get(3) == Some(&true) => {
                 Err(ApiError::Gone(format!("the {noun} of this invitation was deleted")))
             }
             Err(failed) if failed.get(1) == Some(&true) && failed.first() != Some(&true) => {

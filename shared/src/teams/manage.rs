@@ -396,7 +396,7 @@ impl Teams {
     }
 
     /// The organization's owner count moved by `delta` (refused below one owner).
-    pub(super) fn owner_count(&self, org_id: &str, delta: i64) -> Result<TransactWriteItem, ApiError> {
+    fn owner_count(&self, org_id: &str, delta: i64) -> Result<TransactWriteItem, ApiError> {
         let mut update = Update::builder()
             .table_name(self.organizations()?)
             .set_key(Some(Self::id_key(org_id)))
