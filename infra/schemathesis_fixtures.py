@@ -14,10 +14,10 @@ import urllib.request
 base, token = sys.argv[1:3]
 
 
-def call(method, path, body=None, headers=None, url=None):
+def call(method, path, body=None, headers=None, url=None, as_token=None):
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url or base + path, data=data, method=method)
-    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Authorization", f"Bearer {as_token or token}")
     if body is not None:
         request.add_header("Content-Type", "application/json")
     for name, value in (headers or {}).items():
@@ -59,6 +59,23 @@ def member(org, project, user):
     return user
 
 
+def dev_token(user):
+    request = urllib.request.Request(base + "/dev/token", data=json.dumps({"user": user}).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())["token"]
+
+
+def invitation(scope, body, as_token=None):
+    return call("POST", f"{scope}/invitations", body, as_token=as_token)
+
+
+def invitation_for_the_caller():
+    """A token the caller may accept: another user's organization invites them by user id."""
+    inviter = dev_token("schemathesis-inviter")
+    org = call("POST", "/orgs", {"name": "schemathesis inviter"}, as_token=inviter)["id"]
+    return invitation(f"/orgs/{org}", {"user": "schemathesis", "role": "member"}, as_token=inviter)["token"]
+
+
 org = organization()
 shared_project = project(org)
 fixtures = {
@@ -69,6 +86,11 @@ fixtures = {
     "ST_ORG_TO_DELETE": organization(),
     "ST_PROJECT_TO_DELETE": project(org),
     "ST_MEMBER": member(org, shared_project, "schemathesis-member"),
+    # Invitations to revoke (revoking again answers 204 too), and one for the caller to accept
+    # (schemathesis_hooks.py puts its token in the body; accepting again is a 409).
+    "ST_ORG_INVITATION": invitation(f"/orgs/{org}", {"email": "invitee@example.com", "role": "member"})["id"],
+    "ST_PROJECT_INVITATION": invitation(f"/projects/{shared_project}", {"user": "invitee", "role": "viewer"})["id"],
+    "ST_INVITATION_TOKEN": invitation_for_the_caller(),
     # Items of the shared project to delete.
     "ST_PROJECT_CANVAS": call("POST", f"/projects/{shared_project}/canvases", {"name": "fixture"})["id"],
     "ST_PROJECT_SESSION": call("POST", f"/projects/{shared_project}/sessions", {})["id"],

@@ -20,11 +20,14 @@ use crate::config::{ConfigError, Env};
 
 /// The caller, as proven by a verified token. `user_id` is the token's `sub` and is the
 /// partition key of every table; `issued_at` is its verified `iat` (0 without one), which
-/// tells tokens issued before the account's deletion from those issued after.
+/// tells tokens issued before the account's deletion from those issued after; `email` is its
+/// `email` claim and `email_verified` whether the identity provider says it checked it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     user_id: String,
     issued_at: u64,
+    email: Option<String>,
+    email_verified: bool,
 }
 
 impl Identity {
@@ -37,18 +40,29 @@ impl Identity {
         self.issued_at
     }
 
+    /// The token's email address, only if the identity provider verified it (`email_verified`
+    /// true): an unverified address proves nothing about who holds the token.
+    pub fn verified_email(&self) -> Option<&str> {
+        self.email.as_deref().filter(|_| self.email_verified)
+    }
+
+    /// The token names an email address its identity provider did not verify.
+    pub fn has_unverified_email(&self) -> bool {
+        self.email.is_some() && !self.email_verified
+    }
+
     /// An identity established by a verified source other than a token in hand: the context
     /// our own authorizer set from a verified token, the partition key of a stored item, or the
     /// user prefix of an object key (S3 stored it through a URL signed for that prefix).
     /// Crate-private, so only the tenancy core can vouch for one.
     #[cfg_attr(not(any(feature = "realtime", feature = "s3")), allow(dead_code))]
     pub(crate) fn from_verified_source(user_id: &str) -> Self {
-        Self { user_id: user_id.to_owned(), issued_at: 0 }
+        Self { user_id: user_id.to_owned(), issued_at: 0, email: None, email_verified: false }
     }
 
     #[cfg(test)]
     pub(crate) fn for_tests(user: &str) -> Self {
-        Self { user_id: user.to_owned(), issued_at: 0 }
+        Self::from_verified_source(user)
     }
 }
 
@@ -168,6 +182,40 @@ struct Claims {
     /// A NumericDate may have a fraction (RFC 7519 2); only whole seconds matter here.
     #[serde(default)]
     iat: Option<f64>,
+    /// Read leniently: an odd `email` or `email_verified` makes the token carry no verified
+    /// address, never refuses it (the claims are optional; only invitations look at them).
+    #[serde(default)]
+    email: Option<serde_json::Value>,
+    #[serde(default)]
+    email_verified: Option<serde_json::Value>,
+}
+
+/// The longest email address (RFC 5321's path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// An email address as compared: trimmed and lowercased (providers keep the case users typed),
+/// if it is a plausible one (`local@domain`, at most [`MAX_EMAIL_LEN`] bytes, no spaces).
+pub fn normalize_email(raw: &str) -> Option<String> {
+    let email = raw.trim().to_lowercase();
+    let plausible = (3..=MAX_EMAIL_LEN).contains(&email.len())
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !email.chars().any(|c| c.is_control() || c.is_whitespace());
+    plausible.then_some(email)
+}
+
+/// The token's email claim, normalized; absent when it is not a plausible address.
+fn email_claim(value: Option<&serde_json::Value>) -> Option<String> {
+    normalize_email(value?.as_str()?)
+}
+
+/// `email_verified`: `true` (Auth0, Cognito ID tokens), or `"true"` (as some Cognito flows
+/// send it); anything else is unverified.
+fn verified_claim(value: Option<&serde_json::Value>) -> bool {
+    match value {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => s == "true",
+        _ => false,
+    }
 }
 
 /// Verifies bearer tokens. Built once per cold start, shared by every request.
@@ -249,7 +297,9 @@ impl Verifier {
         }
         // Negative, NaN or absent: issued at 0, i.e. before any deletion (the safe side).
         let issued_at = data.claims.iat.filter(|t| t.is_finite() && *t > 0.0).map_or(0, |t| t as u64);
-        Ok(Identity { user_id: sub, issued_at })
+        let email = email_claim(data.claims.email.as_ref());
+        let email_verified = verified_claim(data.claims.email_verified.as_ref());
+        Ok(Identity { user_id: sub, issued_at, email, email_verified })
     }
 }
 
@@ -384,6 +434,10 @@ struct MintedClaims<'a> {
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
 }
 
 /// Signs real HS256 tokens with the configured secret: the local gateway's development mode
@@ -405,6 +459,12 @@ impl TokenMinter {
     }
 
     pub fn mint(&self, user: &str, ttl: Duration) -> String {
+        self.mint_with_email(user, None, ttl)
+    }
+
+    /// A token that also carries `email` and `email_verified`, as an identity provider's ID
+    /// token does (`(address, verified)`).
+    pub fn mint_with_email(&self, user: &str, email: Option<(&str, bool)>, ttl: Duration) -> String {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = MintedClaims {
             sub: user,
@@ -412,6 +472,8 @@ impl TokenMinter {
             exp: now + ttl.as_secs(),
             iss: self.issuer.as_deref(),
             aud: self.audience.as_deref(),
+            email: email.map(|(address, _)| address),
+            email_verified: email.map(|(_, verified)| verified),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
             .expect("HS256 signing with a byte secret cannot fail")

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The write conflicts with the current state (e.g. the item already exists).
     #[error("{0}")]
     Conflict(String),
+    /// The resource existed but is no longer usable (an expired or revoked invitation).
+    #[error("{0}")]
+    Gone(String),
     /// `If-Match` named a version that is no longer current.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -76,6 +79,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -204,6 +204,13 @@ fn finish_operation(method: &str, operation: &mut Value, team: bool) {
             responses.insert((*status).to_owned(), problem(description));
         }
     }
+    // A route's own error statuses (declared with a description only) are problems too.
+    for (status, response) in responses.iter_mut() {
+        if status.starts_with('4') && response.get("content").is_none() {
+            let description = response["description"].as_str().unwrap_or_default().to_owned();
+            *response = problem(&description);
+        }
+    }
 }
 
 fn problem(description: &str) -> Value {

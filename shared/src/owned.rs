@@ -49,7 +49,7 @@ pub const OWNED_TABLES: &[OwnedTable] = &[
     },
 ];
 
-/// A table of team data (organizations, projects, memberships): owned by an organization or a
+/// A table of team data (organizations, projects, memberships, invitations): owned by an organization or a
 /// project, reached only through a membership (`shared::teams`), never by a user's partition.
 /// A project's workspace items are not here: they live in the owned tables under the project's
 /// partition value, which no token subject can take.
@@ -66,6 +66,7 @@ pub const TEAM_TABLES: &[TeamTable] = &[
     TeamTable { logical_id: "OrganizationsTable", env: "ORGANIZATIONS_TABLE", key: "id" },
     TeamTable { logical_id: "ProjectsTable", env: "PROJECTS_TABLE", key: "id" },
     TeamTable { logical_id: "MembershipsTable", env: "MEMBERSHIPS_TABLE", key: "scope, user_id" },
+    TeamTable { logical_id: "InvitationsTable", env: "INVITATIONS_TABLE", key: "scope, id" },
 ];
 
 /// The profile table: one item per user, keyed by `user_id` alone.

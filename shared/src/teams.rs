@@ -7,6 +7,8 @@
 //! - memberships: `scope` (`org#<id>` | `project#<id>`) + `user_id`, so an access check is a
 //!   GetItem on the base table and "members of X" one Query; the index `user_id-scope-index`
 //!   lists "my organizations/projects" in one Query.
+//! - invitations: `scope` + `id`, so a scope's invitations are one Query and accepting one a
+//!   GetItem and a transaction on the base table (see [`invitations`]).
 //!
 //! The access decision ([`ProjectAccess`], [`OrgAccess`]) is one strongly consistent
 //! BatchGetItem per request (the project or organization, the memberships, and the caller's
@@ -30,9 +32,11 @@ use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
 mod account;
 mod deletion;
+pub mod invitations;
 mod manage;
 
 pub use account::Leaving;
+pub use invitations::{AcceptedInvitation, CreatedInvitation, Invitation, Invitee};
 
 use crate::{
     access::{self, Action, Permission, Role},
@@ -274,6 +278,9 @@ pub struct Teams {
     memberships: String,
     projects: String,
     organizations: Option<String>,
+    /// The invitations table: the organizations function's (it deletes organizations, which
+    /// sweeps their invitations, so it is required along with `ORGANIZATIONS_TABLE`).
+    invitations: Option<String>,
     cursors: CursorCodec,
     org_of: OrgOfProject,
     /// The workspace tables a project's deletion sweeps (the organizations function's).
@@ -292,16 +299,17 @@ impl Teams {
             return Ok(None);
         };
         let organizations = env.optional("ORGANIZATIONS_TABLE");
-        let workspace = if organizations.is_some() {
-            owned::named(env, |t| t.retention == Retention::Content)?
+        let (workspace, invitations) = if organizations.is_some() {
+            (owned::named(env, |t| t.retention == Retention::Content)?, Some(env.required("INVITATIONS_TABLE")?))
         } else {
-            Vec::new()
+            (Vec::new(), env.optional("INVITATIONS_TABLE"))
         };
         Ok(Some(Self {
             client,
             memberships,
             projects,
             organizations,
+            invitations,
             cursors,
             org_of: OrgOfProject::default(),
             workspace,
@@ -318,6 +326,7 @@ impl Teams {
             memberships: self.memberships.clone(),
             projects: self.projects.clone(),
             organizations: self.organizations.clone(),
+            invitations: self.invitations.clone(),
             cursors: self.cursors.clone(),
             org_of: OrgOfProject::default(),
             workspace: self.workspace.clone(),

@@ -120,6 +120,12 @@ impl Harness {
         User { token: self.stack.token(&id), id }
     }
 
+    /// A user whose token carries `email`, verified (as the identity provider says) or not.
+    pub fn user_with_email(&self, name: &str, email: &str, verified: bool) -> User {
+        let id = format!("{name}-{}", uuid::Uuid::now_v7().simple());
+        User { token: self.stack.token_with_email(&id, email, verified), id }
+    }
+
     pub fn auth(user: &User) -> (String, String) {
         ("authorization".into(), format!("Bearer {}", user.token))
     }

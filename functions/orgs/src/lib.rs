@@ -7,11 +7,15 @@ use std::sync::Arc;
 use axum::{http::StatusCode, response::Response};
 use serde::Deserialize;
 use shared::{
-    access::{DeleteOrganization, ManageOrganization, ManageProject, Read, Role},
+    access::{DeleteOrganization, ManageMembers, ManageOrganization, ManageProject, Read, Role},
     cursor::Page,
-    http::{json, json_versioned, no_content, with_location, IfMatch, JsonBody, Paging, RequestBody},
+    http::{json, json_versioned, no_content, with_location, IfMatch, ItemId, JsonBody, Paging, RequestBody},
     item::{nullable, Text},
-    teams::{InOrg, InProject, Member, MemberId, MyOrganization, MyProject, Organization, Plan, Project, TeamsService},
+    teams::{
+        invitations::{INVITATION_LIFETIME_SECS, INVITATION_MIN_LIFETIME_SECS},
+        AcceptedInvitation, CreatedInvitation, InOrg, InProject, Invitation, Invitee, Member, MemberId, MyOrganization,
+        MyProject, Organization, Plan, Project, TeamsService,
+    },
     ApiError, Area, ConfigError, Env, Identity, Platform,
 };
 use utoipa::ToSchema;
@@ -43,6 +47,11 @@ impl Area for Orgs {
             .routes(routes!(get_project, update_project, delete_project))
             .routes(routes!(project_members))
             .routes(routes!(set_project_member, remove_project_member))
+            .routes(routes!(invite_to_org, org_invitations))
+            .routes(routes!(revoke_org_invitation))
+            .routes(routes!(invite_to_project, project_invitations))
+            .routes(routes!(revoke_project_invitation))
+            .routes(routes!(accept_invitation))
     }
 }
 
@@ -112,6 +121,46 @@ impl RequestBody for Transfer {
     const MAX_BYTES: usize = 1024;
 }
 
+/// Invites someone by user id or by email address (give one of `user` and `email`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "dana@example.com", "role": "member"}))]
+pub struct InvitationBody {
+    /// The invitee's user id (their token's `sub`).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
+    user: Option<String>,
+    /// The invitee's email address: only a token carrying it, verified, can accept.
+    #[serde(default)]
+    #[schema(min_length = 3, max_length = 254)]
+    email: Option<String>,
+    /// At most the caller's own role (projects: admin, member or viewer).
+    role: Role,
+    /// Seconds until the invitation expires (default and longest: 7 days).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 604800)]
+    expires_in: Option<u64>,
+}
+
+impl RequestBody for InvitationBody {
+    const MAX_BYTES: usize = 2 * 1024;
+}
+
+const _: () = assert!(INVITATION_MIN_LIFETIME_SECS == 1 && INVITATION_LIFETIME_SECS == 604_800, "the schema's bounds");
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "AQGS8MRvjno8nB5vLRt6ThABkvDEb456PJweby0bek4RUNhY4JhezH9gQYqvDMWrWH9CwlcKiECVqejMrND2VFw"}))]
+pub struct AcceptBody {
+    /// The token of the invitation, as its creation answered it.
+    #[schema(min_length = 1, max_length = 200)]
+    token: String,
+}
+
+impl RequestBody for AcceptBody {
+    const MAX_BYTES: usize = 1024;
+}
+
 /// A page of organizations.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -133,6 +182,14 @@ pub struct ProjectPage {
 #[allow(dead_code)]
 pub struct MemberPage {
     items: Vec<Member>,
+    next_cursor: Option<String>,
+}
+
+/// A page of pending invitations.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct InvitationPage {
+    items: Vec<Invitation>,
     next_cursor: Option<String>,
 }
 
@@ -393,4 +450,114 @@ async fn remove_project_member(
 ) -> Result<Response, ApiError> {
     teams.set_project_member(&p, &user, None).await?;
     Ok(no_content())
+}
+
+fn invitee(body: &InvitationBody) -> Result<Invitee, ApiError> {
+    Invitee::from_fields(body.user.clone(), body.email.clone())
+}
+
+/// Invites someone to the organization with a role (at most the caller's own). The answer is
+/// the only place the invitation's token is ever shown.
+#[utoipa::path(post, path = "/orgs/{org_id}/invitations", tag = "orgs", operation_id = "invite_to_organization",
+    params(("org_id" = Uuid, Path, description = "The organization's id")),
+    request_body = InvitationBody,
+    responses((status = 201, description = "The invitation and its token (shown only here)", body = CreatedInvitation)))]
+async fn invite_to_org(
+    TeamsService(teams): TeamsService,
+    InOrg(org, ..): InOrg<ManageMembers>,
+    JsonBody(body): JsonBody<InvitationBody>,
+) -> Result<Response, ApiError> {
+    let created = teams.invite_to_org(&org, invitee(&body)?, body.role, body.expires_in).await?;
+    json(StatusCode::CREATED, &created)
+}
+
+/// The organization's pending invitations (owners and admins).
+#[utoipa::path(get, path = "/orgs/{org_id}/invitations", tag = "orgs", operation_id = "list_organization_invitations",
+    params(("org_id" = Uuid, Path, description = "The organization's id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (1-100, default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "One page", body = InvitationPage)))]
+async fn org_invitations(
+    TeamsService(teams): TeamsService,
+    InOrg(org, ..): InOrg<ManageMembers>,
+    Paging(request): Paging,
+) -> Result<Response, ApiError> {
+    page(teams.org_invitations(&org, &request).await?)
+}
+
+/// Revokes a pending invitation (repeating it is harmless).
+#[utoipa::path(delete, path = "/orgs/{org_id}/invitations/{id}", tag = "orgs", operation_id = "revoke_organization_invitation",
+    params(("org_id" = Uuid, Path, description = "The organization's id"),
+        ("id" = Uuid, Path, description = "The invitation's id")),
+    responses((status = 204, description = "Revoked")))]
+async fn revoke_org_invitation(
+    TeamsService(teams): TeamsService,
+    InOrg(org, ..): InOrg<ManageMembers>,
+    id: ItemId<Invitation>,
+) -> Result<Response, ApiError> {
+    teams.revoke_org_invitation(&org, &id).await?;
+    Ok(no_content())
+}
+
+/// Invites a member of the organization to the project with a role (admin, member or viewer;
+/// at most the caller's own). The answer is the only place the token is ever shown.
+#[utoipa::path(post, path = "/projects/{project_id}/invitations", tag = "projects", operation_id = "invite_to_project",
+    params(("project_id" = Uuid, Path, description = "The project's id")),
+    request_body = InvitationBody,
+    responses((status = 201, description = "The invitation and its token (shown only here)", body = CreatedInvitation)))]
+async fn invite_to_project(
+    TeamsService(teams): TeamsService,
+    InProject(p, ..): InProject<ManageMembers>,
+    JsonBody(body): JsonBody<InvitationBody>,
+) -> Result<Response, ApiError> {
+    let created = teams.invite_to_project(&p, invitee(&body)?, body.role, body.expires_in).await?;
+    json(StatusCode::CREATED, &created)
+}
+
+/// The project's pending invitations (whoever may manage its members).
+#[utoipa::path(get, path = "/projects/{project_id}/invitations", tag = "projects", operation_id = "list_project_invitations",
+    params(("project_id" = Uuid, Path, description = "The project's id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (1-100, default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "One page", body = InvitationPage)))]
+async fn project_invitations(
+    TeamsService(teams): TeamsService,
+    InProject(p, ..): InProject<ManageMembers>,
+    Paging(request): Paging,
+) -> Result<Response, ApiError> {
+    page(teams.project_invitations(&p, &request).await?)
+}
+
+/// Revokes a pending project invitation (repeating it is harmless).
+#[utoipa::path(delete, path = "/projects/{project_id}/invitations/{id}", tag = "projects", operation_id = "revoke_project_invitation",
+    params(("project_id" = Uuid, Path, description = "The project's id"),
+        ("id" = Uuid, Path, description = "The invitation's id")),
+    responses((status = 204, description = "Revoked")))]
+async fn revoke_project_invitation(
+    TeamsService(teams): TeamsService,
+    InProject(p, ..): InProject<ManageMembers>,
+    id: ItemId<Invitation>,
+) -> Result<Response, ApiError> {
+    teams.revoke_project_invitation(&p, &id).await?;
+    Ok(no_content())
+}
+
+/// Accepts an invitation as the signed-in caller, who becomes a member with its role. An
+/// invitation by email needs a token whose verified email is that address.
+#[utoipa::path(post, path = "/invitations/accept", tag = "orgs", operation_id = "accept_invitation",
+    request_body = AcceptBody,
+    responses(
+        (status = 200, description = "The caller is now a member with this role", body = AcceptedInvitation),
+        (status = 403, description = "The invitation is for another user or email address (or the token's email is not verified)"),
+        (status = 404, description = "No such invitation (or not this secret)"),
+        (status = 409, description = "Already accepted, already a member, or (a project invitation) not a member of its organization"),
+        (status = 410, description = "Expired or revoked, or its organization or project was deleted"),
+    ))]
+async fn accept_invitation(
+    TeamsService(teams): TeamsService,
+    who: Identity,
+    JsonBody(body): JsonBody<AcceptBody>,
+) -> Result<Response, ApiError> {
+    let accepted = teams.accept_invitation(&who, &body.token).await?;
+    json(StatusCode::OK, &accepted)
 }

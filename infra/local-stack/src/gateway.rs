@@ -67,26 +67,35 @@ async fn invoke(stack: &LocalStack, parts: &axum::http::request::Parts, body: &[
     response
 }
 
-/// `POST /dev/token {"user": "alice"}`: a real HS256 token signed with the stack's secret.
+/// `POST /dev/token {"user": "alice"}`: a real HS256 token signed with the stack's secret. With
+/// `"email": "alice@example.com"` it carries that address too, verified unless
+/// `"email_verified": false` (as an identity provider's ID token would).
 fn dev_token(stack: &LocalStack, body: &[u8]) -> AxumResponse {
-    let user = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("user").and_then(|u| u.as_str()).map(str::to_owned));
+    let request = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+    let user = request.get("user").and_then(|u| u.as_str()).map(str::to_owned);
+    let email = request.get("email").map(|e| e.as_str().and_then(shared::auth::normalize_email));
+    let verified = request.get("email_verified").map_or(Some(true), serde_json::Value::as_bool);
     let valid =
         |u: &str| (1..=64).contains(&u.len()) && u.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
-    match user {
-        Some(user) if valid(&user) => plain_json(
-            StatusCode::OK,
-            json!({
-                "token": stack.minter.mint(&user, DEV_TOKEN_TTL),
+    match (user, email, verified) {
+        (Some(user), email, Some(verified)) if valid(&user) && !matches!(email, Some(None)) => {
+            let email = email.flatten();
+            let claims = email.as_deref().map(|address| (address, verified));
+            let mut answer = json!({
+                "token": stack.minter.mint_with_email(&user, claims, DEV_TOKEN_TTL),
                 "token_type": "Bearer",
                 "expires_in": DEV_TOKEN_TTL.as_secs(),
                 "user": user,
-            }),
-        ),
+            });
+            if let Some(address) = email {
+                answer["email"] = json!(address);
+                answer["email_verified"] = json!(verified);
+            }
+            plain_json(StatusCode::OK, answer)
+        }
         _ => plain_json(
             StatusCode::BAD_REQUEST,
-            json!({"message": "send {\"user\": \"alice\"}: 1 to 64 letters, digits or . _ @ -"}),
+            json!({"message": "send {\"user\": \"alice\"}: 1 to 64 letters, digits or . _ @ - (optionally \"email\": an address, \"email_verified\": a boolean)"}),
         ),
     }
 }

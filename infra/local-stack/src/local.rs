@@ -313,6 +313,11 @@ impl LocalStack {
     pub fn token(&self, user: &str) -> String {
         self.minter.mint(user, Duration::from_secs(3600))
     }
+
+    /// A signed token for `user` carrying an email address, verified or not, for an hour.
+    pub fn token_with_email(&self, user: &str, email: &str, verified: bool) -> String {
+        self.minter.mint_with_email(user, Some((email, verified)), Duration::from_secs(3600))
+    }
 }
 
 /// An HTTP request as API Gateway hands it to Lambda with payload format 2.0.

@@ -214,6 +214,37 @@ async fn minted_dev_tokens_verify() {
     let minter = TokenMinter::from_config(&hs_config()).unwrap();
     let id = hs_verify(&minter.mint("carol", Duration::from_secs(60))).await.unwrap();
     assert_eq!(id.user_id(), "carol");
+    assert_eq!(id.verified_email(), None);
+    let token = minter.mint_with_email("carol", Some((" Carol@Example.com", true)), Duration::from_secs(60));
+    assert_eq!(hs_verify(&token).await.unwrap().verified_email(), Some("carol@example.com"));
+}
+
+#[tokio::test]
+async fn an_email_counts_only_when_verified_and_odd_email_claims_never_refuse_the_token() {
+    let email = |verified: Value| {
+        let mut c = with_claim("email", json!("  Alice@Example.COM "));
+        c["email_verified"] = verified;
+        c
+    };
+    let id = hs_verify(&hs_token(&email(json!(true)))).await.unwrap();
+    assert_eq!(id.verified_email(), Some("alice@example.com"), "trimmed and lowercased");
+    assert!(!id.has_unverified_email());
+    let id = hs_verify(&hs_token(&email(json!("true")))).await.unwrap();
+    assert_eq!(id.verified_email(), Some("alice@example.com"), "Cognito's string form");
+    for unverified in [json!(false), json!("false"), json!(1), Value::Null] {
+        let id = hs_verify(&hs_token(&email(unverified.clone()))).await.unwrap();
+        assert_eq!(id.verified_email(), None, "{unverified}");
+        assert!(id.has_unverified_email(), "{unverified}");
+    }
+    let id = hs_verify(&hs_token(&with_claim("email", json!("alice@example.com")))).await.unwrap();
+    assert_eq!(id.verified_email(), None, "no email_verified claim: unverified");
+    for odd in [json!(42), json!(["a@b.c"]), json!("no-at-sign"), json!("a b@c.d"), json!("@example.com")] {
+        let mut claims = with_claim("email", odd.clone());
+        claims["email_verified"] = json!(true);
+        let id = hs_verify(&hs_token(&claims)).await.unwrap();
+        assert_eq!(id.verified_email(), None, "{odd}");
+        assert_eq!(id.user_id(), "alice");
+    }
 }
 
 // ---------- JWKS (RS256 / ES256) ----------

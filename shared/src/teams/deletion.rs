@@ -68,6 +68,8 @@ impl Teams {
         for table in &self.workspace {
             self.sweep(&table.name, attr::USER_ID, attr::ID, &partition).await?;
         }
+        // None is made once the project is marked, so this sees every one.
+        self.sweep(self.invitations()?, SCOPE, attr::ID, &partition).await?;
         self.sweep(&self.memberships, SCOPE, attr::USER_ID, &partition).await?;
         let delete = Delete::builder()
             .table_name(&self.projects)
@@ -137,6 +139,9 @@ impl Teams {
     pub async fn delete_org(&self, org: &OrgAccess) -> Result<(), ApiError> {
         let table = self.organizations()?.to_owned();
         self.mark_deleting(&table, &org.org_id).await?;
+        // The organization's own invitations (its projects' go with each project); none is
+        // made once it is marked.
+        self.sweep(self.invitations()?, SCOPE, attr::ID, &org_scope(&org.org_id)).await?;
         let started = std::time::Instant::now();
         loop {
             let out = self

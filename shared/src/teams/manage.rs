@@ -4,7 +4,7 @@
 use super::*;
 
 impl Teams {
-    fn guard(&self, who: &Identity) -> Result<TransactWriteItem, ApiError> {
+    pub(super) fn guard(&self, who: &Identity) -> Result<TransactWriteItem, ApiError> {
         let profiles = self.profiles.as_ref().ok_or_else(|| internal("USERS_TABLE is not set"))?;
         let check = ConditionCheck::builder()
             .table_name(profiles)
@@ -17,7 +17,7 @@ impl Teams {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
-    fn membership_item(scope: &str, user: &str, role: Role, org_id: &str, now: &str) -> Item {
+    pub(super) fn membership_item(scope: &str, user: &str, role: Role, org_id: &str, now: &str) -> Item {
         Item::from([
             (SCOPE.to_owned(), s(scope)),
             (attr::USER_ID.to_owned(), s(user)),

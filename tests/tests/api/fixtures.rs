@@ -32,6 +32,8 @@ fn expected_status(route: &str) -> Option<u16> {
         r if r.ends_with("/files/{id}/complete") => Some(409),
         // The fixture names a user who is not a member.
         "POST /orgs/{org_id}/transfer" => Some(409),
+        // The fixture's token is well formed but names no invitation.
+        "POST /invitations/accept" => Some(404),
         _ => None,
     }
 }

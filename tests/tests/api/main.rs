@@ -7,6 +7,7 @@ mod canvases;
 mod files;
 mod fixtures;
 mod gateway;
+mod invitations;
 mod jwt;
 mod limits;
 mod migrate;

@@ -154,10 +154,10 @@ impl<'h> Suite<'h> {
             }
             self.holdings.insert(user.id.clone(), held);
         }
-        let creators: Vec<&Route> = all
-            .iter()
-            .filter(|r| r.method == "POST" && !r.path.contains("{id}") && !r.path.starts_with("/orgs"))
-            .collect();
+        // The POSTs of collections with item routes (`/canvases`, `/orgs/{org_id}/invitations`).
+        let has_items = |path: &str| all.iter().any(|r| r.path.starts_with(&format!("{path}/{{id}}")));
+        let creators: Vec<&Route> =
+            all.iter().filter(|r| r.method == "POST" && !r.path.contains("{id}") && has_items(&r.path)).collect();
         for route in &creators {
             for user in [self.alice.clone(), self.bob.clone()] {
                 for _ in 0..2 {

@@ -67,6 +67,8 @@ fn bodies() -> BTreeMap<String, Option<Value>> {
 fn action_of(method: &str, path: &str) -> Action {
     let rest = path.trim_start_matches("/projects/{project_id}");
     match (method, rest) {
+        // Listing, making and revoking invitations is managing members.
+        (_, p) if p.starts_with("/invitations") => Action::ManageMembers,
         ("GET", _) => Action::ReadItems,
         ("PATCH" | "DELETE", "") => Action::ManageProject,
         ("PUT" | "DELETE", "/members/{user_id}") => Action::ManageMembers,
@@ -86,12 +88,15 @@ fn collection_of(path: &str) -> Option<&str> {
 /// Everything a refusal must leave as it was, read as the owner.
 async fn snapshot(h: &Harness, team: &Team, item: Option<&str>) -> String {
     let mut parts = Vec::new();
-    let lists = ["/canvases", "/sessions", "/workflows", "/files"].map(|l| format!("{l}?limit=100"));
+    let lists = ["/canvases", "/sessions", "/workflows", "/files", "/invitations"].map(|l| format!("{l}?limit=100"));
     for path in ["", "/members?limit=100"].into_iter().chain(lists.iter().map(String::as_str)) {
         let r = h.call(Some(&team.owner), "GET", &format!("/projects/{}{path}", team.project), None).await;
         parts.push(r.text());
     }
-    parts.push(h.call(Some(&team.owner), "GET", &format!("/orgs/{}/members?limit=100", team.org), None).await.text());
+    for list in ["members", "invitations"] {
+        let r = h.call(Some(&team.owner), "GET", &format!("/orgs/{}/{list}?limit=100", team.org), None).await;
+        parts.push(r.text());
+    }
     if let Some(item) = item {
         parts.push(h.call(Some(&team.owner), "GET", item, None).await.text());
     }
@@ -169,7 +174,11 @@ async fn every_role_on_every_project_route_gets_what_the_matrix_says() {
                 assert_eq!(r.status, 204, "{}", r.text());
             }
             let url = team.path(path, id.as_deref(), Some(&target.id));
-            let item_url = id.as_ref().map(|_| team.path(&path[..path.find("{id}").unwrap() + 4], id.as_deref(), None));
+            // An invitation has no GET of its own: the snapshot's invitation list shows it.
+            let item_url = id
+                .as_ref()
+                .filter(|_| !path.contains("/invitations/"))
+                .map(|_| team.path(&path[..path.find("{id}").unwrap() + 4], id.as_deref(), None));
             let before = snapshot(&h, &team, item_url.as_deref()).await;
             let allowed = caller.acts_as.is_some_and(|role| allows(role, action));
             let reply = h.call(Some(&caller.user), method, &url, body.clone()).await;
@@ -220,6 +229,8 @@ async fn an_owner_of_one_organization_gets_404_on_everything_of_another() {
         "/projects/{project_id}/sessions",
         "/projects/{project_id}/workflows",
         "/projects/{project_id}/files",
+        "/projects/{project_id}/invitations",
+        "/orgs/{org_id}/invitations",
     ] {
         let r = h
             .call(
