@@ -541,6 +541,7 @@ mod tests {
         ("ProjectsTable", "id"),
         ("ProjectsTable.org_id-created_at-index", "org_id"),
         ("MembershipsTable", "scope"),
+        ("InvitationsTable", "scope"),
     ];
 
     #[test]
