@@ -4,7 +4,10 @@
 //! the organizations they own) come through `shared::teams`, which reaches them the same way:
 //! from the caller's memberships.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use aws_sdk_dynamodb::{types::AttributeValue, Client};
 use serde::{Deserialize, Serialize};
@@ -294,8 +297,16 @@ impl Partition {
             None => Leaving::default(),
         };
         let deleted_at = jsonwebtoken::get_current_timestamp();
+        // One expression for both ways of writing it (in a transaction or on its own).
         let set = "SET #deleted_at = :deleted_at, #expires_at = :expires_at";
-        let expires_at = AttributeValue::N((deleted_at + TOMBSTONE_TTL.as_secs()).to_string());
+        let names = HashMap::from([
+            ("#deleted_at".to_owned(), attr::DELETED_AT.to_owned()),
+            ("#expires_at".to_owned(), attr::EXPIRES_AT.to_owned()),
+        ]);
+        let values = HashMap::from([
+            (":deleted_at".to_owned(), AttributeValue::N(deleted_at.to_string())),
+            (":expires_at".to_owned(), AttributeValue::N((deleted_at + TOMBSTONE_TTL.as_secs()).to_string())),
+        ]);
         let had_profile = match &self.teams {
             Some(teams) if leaving.in_tombstone() => {
                 // A transaction returns no old item: whether there was a profile is read first.
@@ -304,10 +315,8 @@ impl Partition {
                     .table_name(&self.profiles)
                     .set_key(Some(Self::profile_key(who)))
                     .update_expression(set)
-                    .expression_attribute_names("#deleted_at", attr::DELETED_AT)
-                    .expression_attribute_names("#expires_at", attr::EXPIRES_AT)
-                    .expression_attribute_values(":deleted_at", AttributeValue::N(deleted_at.to_string()))
-                    .expression_attribute_values(":expires_at", expires_at)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
                     .build()
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
                 teams.commit_tombstone(who, tombstone, &leaving).await?;
@@ -320,10 +329,8 @@ impl Partition {
                     .table_name(&self.profiles)
                     .set_key(Some(Self::profile_key(who)))
                     .update_expression(set)
-                    .expression_attribute_names("#deleted_at", attr::DELETED_AT)
-                    .expression_attribute_names("#expires_at", attr::EXPIRES_AT)
-                    .expression_attribute_values(":deleted_at", AttributeValue::N(deleted_at.to_string()))
-                    .expression_attribute_values(":expires_at", expires_at)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
                     .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
                     .send()
                     .await

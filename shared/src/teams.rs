@@ -549,17 +549,9 @@ impl ProjectReaders {
         let mut roles = HashMap::new();
         let mut start = None;
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.memberships)
-                .key_condition_expression("#scope = :scope")
+            let out = scope_members(&self.client, &self.memberships, scope)
                 .projection_expression("#uid, #role")
-                .expression_attribute_names("#scope", SCOPE)
-                .expression_attribute_names("#uid", attr::USER_ID)
                 .expression_attribute_names("#role", ROLE)
-                .expression_attribute_values(":scope", s(scope))
-                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -575,6 +567,23 @@ impl ProjectReaders {
             }
         }
     }
+}
+
+/// The memberships of an organization or project, read consistently; `#uid` names the member's
+/// user id for the caller's projection.
+fn scope_members(
+    client: &Client,
+    memberships: &str,
+    scope: &str,
+) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    client
+        .query()
+        .table_name(memberships)
+        .key_condition_expression("#scope = :scope")
+        .expression_attribute_names("#scope", SCOPE)
+        .expression_attribute_names("#uid", attr::USER_ID)
+        .expression_attribute_values(":scope", s(scope))
+        .consistent_read(true)
 }
 
 /// The space a workspace route acts in, checked for permission `P`: the caller's personal

@@ -184,16 +184,8 @@ impl Teams {
         // Every membership but the caller's, then the caller's.
         let scope = org_scope(&org.org_id);
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.memberships)
-                .key_condition_expression("#scope = :scope")
+            let out = super::scope_members(&self.client, &self.memberships, &scope)
                 .projection_expression("#scope, #uid")
-                .expression_attribute_names("#scope", SCOPE)
-                .expression_attribute_names("#uid", attr::USER_ID)
-                .expression_attribute_values(":scope", s(scope.as_str()))
-                .consistent_read(true)
                 .send()
                 .await
                 .map_err(dynamo_error)?;
