@@ -90,6 +90,10 @@ pub enum AuthError {
     BadSubject,
     #[error("authorizer claims disagree with the token")]
     AuthorizerMismatch,
+    #[error("token is not for this API: aud (or a Cognito access token's client_id) does not match")]
+    WrongAudience,
+    #[error("token_use {0:?} is refused: only Cognito access and ID tokens are accepted")]
+    WrongTokenUse(String),
 }
 
 /// The settings the verifier takes, read once at cold start.
@@ -188,6 +192,42 @@ struct Claims {
     email: Option<serde_json::Value>,
     #[serde(default)]
     email_verified: Option<serde_json::Value>,
+    /// `aud`: a string or a list of strings (RFC 7519 4.1.3); checked by [`Claims::audience_ok`].
+    #[serde(default)]
+    aud: Option<serde_json::Value>,
+    /// Cognito's `token_use` (`access` or `id`) and an access token's `client_id`: Cognito
+    /// access tokens carry no `aud`, so for them the app client is checked in `client_id`.
+    #[serde(default)]
+    token_use: Option<serde_json::Value>,
+    #[serde(default)]
+    client_id: Option<serde_json::Value>,
+}
+
+impl Claims {
+    /// Cognito's `token_use`: `access`, `id`, or none (other providers). Anything else (a
+    /// refresh token's claims, a made-up use) is refused.
+    fn token_use(&self) -> Result<Option<&str>, AuthError> {
+        match &self.token_use {
+            None => Ok(None),
+            Some(serde_json::Value::String(u)) if u == "access" || u == "id" => Ok(Some(u.as_str())),
+            Some(other) => Err(AuthError::WrongTokenUse(other.to_string())),
+        }
+    }
+
+    /// The audience check, as AWS documents it for Cognito ("Verifying a JSON web token"): an
+    /// access token (`token_use` `access`) must name the app client in `client_id`; any other
+    /// token (an ID token, or one from a provider without `token_use`) in `aud`.
+    fn audience_ok(&self, audience: &str, token_use: Option<&str>) -> Result<(), AuthError> {
+        let matches = match token_use {
+            Some("access") => self.client_id.as_ref().and_then(serde_json::Value::as_str) == Some(audience),
+            _ => match &self.aud {
+                Some(serde_json::Value::String(a)) => a == audience,
+                Some(serde_json::Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+                _ => false,
+            },
+        };
+        matches.then_some(()).ok_or(AuthError::WrongAudience)
+    }
 }
 
 /// The longest email address (RFC 5321's path limit).
@@ -235,11 +275,9 @@ impl Verifier {
         validation.validate_exp = true;
         validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
-        validation.validate_aud = config.audience.is_some();
-        if let Some(aud) = &config.audience {
-            validation.set_audience(&[aud]);
-            required.push("aud");
-        }
+        // The audience is checked after decoding (Cognito access tokens carry it in
+        // `client_id`, not `aud`): see `Claims::audience_ok`.
+        validation.validate_aud = false;
         if let Some(iss) = &config.issuer {
             validation.set_issuer(&[iss]);
             required.push("iss");
@@ -286,6 +324,10 @@ impl Verifier {
         let mut validation = self.validation.clone();
         validation.algorithms = vec![header.alg];
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(AuthError::Invalid)?;
+        let token_use = data.claims.token_use()?;
+        if let Some(audience) = &self.config.audience {
+            data.claims.audience_ok(audience, token_use)?;
+        }
         let sub = data.claims.sub;
         // A subject that looks like a project's partition could address that project's items.
         if sub.is_empty()

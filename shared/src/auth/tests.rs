@@ -123,6 +123,50 @@ async fn refuses_wrong_or_missing_audience() {
     assert!(hs_verify(&hs_token(&with_claim("aud", json!([AUD, "other"])))).await.is_ok());
 }
 
+/// Cognito's shapes ("Verifying a JSON web token"): an access token has `token_use: access`
+/// and the app client in `client_id`, no `aud`; an ID token has `token_use: id` and `aud`.
+fn cognito_access(client_id: Value) -> Value {
+    let mut c = without_claim("aud");
+    c["token_use"] = json!("access");
+    c["client_id"] = client_id;
+    c
+}
+
+#[tokio::test]
+async fn cognito_access_tokens_are_checked_by_client_id_and_id_tokens_by_aud() {
+    assert!(hs_verify(&hs_token(&cognito_access(json!(AUD)))).await.is_ok());
+    assert!(matches!(
+        hs_verify(&hs_token(&cognito_access(json!("other-client")))).await,
+        Err(AuthError::WrongAudience)
+    ));
+    assert!(matches!(hs_verify(&hs_token(&cognito_access(json!(null)))).await, Err(AuthError::WrongAudience)));
+    // An access token's `aud` does not stand in for its `client_id`.
+    let mut with_aud = cognito_access(json!("other-client"));
+    with_aud["aud"] = json!(AUD);
+    assert!(matches!(hs_verify(&hs_token(&with_aud)).await, Err(AuthError::WrongAudience)));
+    // An ID token is checked by `aud`, whatever `client_id` says.
+    let id = with_claim("token_use", json!("id"));
+    assert!(hs_verify(&hs_token(&id)).await.is_ok());
+    let mut id_by_client = cognito_access(json!(AUD));
+    id_by_client["token_use"] = json!("id");
+    assert!(matches!(hs_verify(&hs_token(&id_by_client)).await, Err(AuthError::WrongAudience)));
+}
+
+#[tokio::test]
+async fn token_use_other_than_access_or_id_is_refused() {
+    for token_use in [json!("refresh"), json!("ACCESS"), json!(""), json!(1), json!(["access"])] {
+        let mut c = cognito_access(json!(AUD));
+        c["token_use"] = token_use.clone();
+        assert!(matches!(hs_verify(&hs_token(&c)).await, Err(AuthError::WrongTokenUse(_))), "{token_use}");
+    }
+    // Also without a configured audience.
+    let mut config = hs_config();
+    config.audience = None;
+    let v = Verifier::new(config).unwrap();
+    assert!(v.verify(&hs_token(&with_claim("token_use", json!("refresh")))).await.is_err());
+    assert!(v.verify(&hs_token(&with_claim("token_use", json!("access")))).await.is_ok());
+}
+
 #[tokio::test]
 async fn refuses_missing_exp_and_missing_or_bad_sub() {
     assert!(hs_verify(&hs_token(&without_claim("exp"))).await.is_err());
