@@ -21,11 +21,15 @@ use crate::config::{ConfigError, Env};
 /// The caller, as proven by a verified token. `user_id` is the token's `sub` and is the
 /// partition key of every table; `issued_at` is its verified `iat` (0 without one), which
 /// tells tokens issued before the account's deletion from those issued after; `email` is its
-/// `email` claim and `email_verified` whether the identity provider says it checked it.
+/// `email` claim and `email_verified` whether the identity provider says it checked it;
+/// `session` is the sign-in the token belongs to (Cognito's `origin_jti`, else its `jti`),
+/// which signing out of one device ends ([`crate::credentials`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     user_id: String,
     issued_at: u64,
+    expires_at: u64,
+    session: Option<String>,
     email: Option<String>,
     email_verified: bool,
 }
@@ -38,6 +42,16 @@ impl Identity {
     /// When the token was issued (seconds since the epoch), 0 if it does not say.
     pub fn issued_at(&self) -> u64 {
         self.issued_at
+    }
+
+    /// When the token expires (seconds since the epoch), 0 if not known.
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    /// The sign-in this token belongs to, if the token names one (`origin_jti` or `jti`).
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
     }
 
     /// The token's email address, only if the identity provider verified it (`email_verified`
@@ -57,7 +71,14 @@ impl Identity {
     /// Crate-private, so only the tenancy core can vouch for one.
     #[cfg_attr(not(any(feature = "realtime", feature = "s3")), allow(dead_code))]
     pub(crate) fn from_verified_source(user_id: &str) -> Self {
-        Self { user_id: user_id.to_owned(), issued_at: 0, email: None, email_verified: false }
+        Self {
+            user_id: user_id.to_owned(),
+            issued_at: 0,
+            expires_at: 0,
+            session: None,
+            email: None,
+            email_verified: false,
+        }
     }
 
     #[cfg(test)]
@@ -186,6 +207,13 @@ struct Claims {
     /// A NumericDate may have a fraction (RFC 7519 2); only whole seconds matter here.
     #[serde(default)]
     iat: Option<f64>,
+    #[serde(default)]
+    exp: Option<f64>,
+    /// The token's id, and (Cognito) the id of the sign-in that all its refreshed tokens share.
+    #[serde(default)]
+    jti: Option<serde_json::Value>,
+    #[serde(default)]
+    origin_jti: Option<serde_json::Value>,
     /// Read leniently: an odd `email` or `email_verified` makes the token carry no verified
     /// address, never refuses it (the claims are optional; only invitations look at them).
     #[serde(default)]
@@ -246,6 +274,15 @@ pub fn normalize_email(raw: &str) -> Option<String> {
 /// The token's email claim, normalized; absent when it is not a plausible address.
 fn email_claim(value: Option<&serde_json::Value>) -> Option<String> {
     normalize_email(value?.as_str()?)
+}
+
+/// The longest session id kept: Cognito's and most providers' `jti` are UUIDs.
+const MAX_SESSION_LEN: usize = 128;
+
+/// A `jti`/`origin_jti` usable as a session id: a short string without control characters.
+fn session_claim(value: Option<&serde_json::Value>) -> Option<String> {
+    let id = value?.as_str()?;
+    (!id.is_empty() && id.len() <= MAX_SESSION_LEN && !id.chars().any(char::is_control)).then(|| id.to_owned())
 }
 
 /// `email_verified`: `true` (Auth0, Cognito ID tokens), or `"true"` (as some Cognito flows
@@ -339,9 +376,12 @@ impl Verifier {
         }
         // Negative, NaN or absent: issued at 0, i.e. before any deletion (the safe side).
         let issued_at = data.claims.iat.filter(|t| t.is_finite() && *t > 0.0).map_or(0, |t| t as u64);
+        let expires_at = data.claims.exp.filter(|t| t.is_finite() && *t > 0.0).map_or(0, |t| t as u64);
+        let session =
+            session_claim(data.claims.origin_jti.as_ref()).or_else(|| session_claim(data.claims.jti.as_ref()));
         let email = email_claim(data.claims.email.as_ref());
         let email_verified = verified_claim(data.claims.email_verified.as_ref());
-        Ok(Identity { user_id: sub, issued_at, email, email_verified })
+        Ok(Identity { user_id: sub, issued_at, expires_at, session, email, email_verified })
     }
 }
 
@@ -472,6 +512,8 @@ struct MintedClaims<'a> {
     sub: &'a str,
     iat: u64,
     exp: u64,
+    /// A fresh id per token, so signing out of one device can name it.
+    jti: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -512,6 +554,7 @@ impl TokenMinter {
             sub: user,
             iat: now,
             exp: now + ttl.as_secs(),
+            jti: crate::item::new_id(),
             iss: self.issuer.as_deref(),
             aud: self.audience.as_deref(),
             email: email.map(|(address, _)| address),

@@ -22,6 +22,10 @@ pub enum ApiError {
     /// since it tells the client what to do.
     #[error("the account was deleted; sign in again")]
     AccountDeleted,
+    /// The token's signature is good but it was revoked (signed out, account disabled or
+    /// deleted). The reason is public: it is about the caller's own sign-in.
+    #[error("{0}; sign in again")]
+    Revoked(&'static str),
     /// The caller is a member, but their role does not allow this action.
     #[error("{0}")]
     Forbidden(String),
@@ -75,7 +79,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) | Self::AccountDeleted => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::AccountDeleted | Self::Revoked(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -122,6 +126,7 @@ impl ApiError {
                 "www-authenticate",
                 r#"Bearer error="invalid_token", error_description="the account was deleted""#,
             ),
+            Self::Revoked(_) => builder.header("www-authenticate", r#"Bearer error="invalid_token""#),
             Self::Unavailable(_) => builder.header("retry-after", "1"),
             _ => builder,
         };

@@ -25,6 +25,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
     auth::{AuthError, Identity, Verifier},
+    credentials::Credentials,
     cursor::PageRequest,
     error::ApiError,
     store::{attr, Expect},
@@ -33,22 +34,30 @@ use crate::{
 /// Wraps an area's router with the shared pipeline: request ids, problem+json for every error
 /// (the router's own 404 and 405 included), the verifier for [`Identity`], one log line per
 /// request. What Lambda runs and what the local gateway hosts.
-pub fn app(router: Router, verifier: Arc<Verifier>) -> Router {
+pub fn app(router: Router, verifier: Arc<Verifier>, credentials: Option<Arc<Credentials>>) -> Router {
     router
         .fallback(|method: Method, uri: Uri| async move { ApiError::RouteNotFound(format!("{method} {}", uri.path())) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(verifier, pipeline))
+        .layer(middleware::from_fn_with_state(Gate { verifier, credentials }, pipeline))
+}
+
+/// What proves a caller: the token verifier and, when the function has the profile table,
+/// the users' standing (revocation).
+#[derive(Clone)]
+struct Gate {
+    verifier: Arc<Verifier>,
+    credentials: Option<Arc<Credentials>>,
 }
 
 /// What the pipeline hands the extractors of one request.
 #[derive(Clone)]
 struct RequestScope {
-    verifier: Arc<Verifier>,
+    gate: Gate,
     /// Set once the caller is verified, so the log line names them.
     caller: Arc<OnceLock<String>>,
 }
 
-async fn pipeline(State(verifier): State<Arc<Verifier>>, mut request: Request, next: Next) -> Response {
+async fn pipeline(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request_id(request.extensions());
     let route = request
@@ -57,7 +66,7 @@ async fn pipeline(State(verifier): State<Arc<Verifier>>, mut request: Request, n
         .map(|p| format!("{} {}", request.method(), p.as_str()))
         .unwrap_or_else(|| "-".to_owned());
     let caller = Arc::new(OnceLock::new());
-    request.extensions_mut().insert(RequestScope { verifier, caller: caller.clone() });
+    request.extensions_mut().insert(RequestScope { gate, caller: caller.clone() });
     let mut response = next.run(request).await;
     let user_id = caller.get().map(String::as_str).unwrap_or("-");
     let latency_us = started.elapsed().as_micros() as u64;
@@ -106,7 +115,8 @@ fn authorizer_agrees(extensions: &axum::http::Extensions, identity: &Identity) -
         .is_none_or(|sub| sub == identity.user_id())
 }
 
-/// The caller, from a verified `Authorization: Bearer` token and nothing else; 401 otherwise.
+/// The caller, from a verified `Authorization: Bearer` token and nothing else; 401 otherwise,
+/// and 401 for a token that was revoked since it was issued ([`Credentials::check`]).
 /// A handler that takes an `Identity` is a private route; one that does not is public.
 impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = ApiError;
@@ -118,9 +128,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
             .cloned()
             .ok_or_else(|| ApiError::Internal("router not wrapped by shared::http::app".into()))?;
         let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let identity = scope.verifier.verify_bearer(header).await.map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        let identity =
+            scope.gate.verifier.verify_bearer(header).await.map_err(|e| ApiError::Unauthorized(e.to_string()))?;
         if !authorizer_agrees(&parts.extensions, &identity) {
             return Err(ApiError::Unauthorized(AuthError::AuthorizerMismatch.to_string()));
+        }
+        if let Some(credentials) = &scope.gate.credentials {
+            credentials.check(&identity).await?;
         }
         let _ = scope.caller.set(identity.user_id().to_owned());
         Ok(identity)

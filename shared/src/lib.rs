@@ -8,6 +8,7 @@ pub mod auth;
 pub mod budget;
 pub mod children;
 pub mod config;
+pub mod credentials;
 pub mod cursor;
 pub mod error;
 pub mod http;

@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use crate::{
     auth::{Identity, Verifier},
     config::{ConfigError, Env},
+    credentials::Credentials,
     owned,
     store::{attr, dynamo_error, project_of_partition, user_query, Item},
     teams::ProjectReaders,
@@ -76,13 +77,20 @@ const CONNECTION_TTL_SECONDS: u64 = 2 * 60 * 60 + 60;
 /// the token comes from the `token` query parameter or from `Sec-WebSocket-Protocol: bearer,
 /// <token>`. Answers an IAM policy allowing this connection (the `methodArn`), with the user id
 /// as principal and context; the error is why the connection is refused.
+/// A revoked token ([`Credentials::check`]) is refused like a bad one.
 pub async fn authorize(
     verifier: &Verifier,
+    credentials: Option<&Credentials>,
     event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> Result<AuthorizerResponse, String> {
     let method_arn = event.method_arn.as_deref().ok_or("no methodArn")?;
     let token = token_of(event).ok_or("no token")?;
     let who = verifier.verify(&token).await.map_err(|e| e.to_string())?;
+    if let Some(credentials) = credentials {
+        // Boxed: the SDK call's future would otherwise nest past the compiler's layout depth
+        // limit inside the Lambda runtime's future.
+        Box::pin(credentials.check(&who)).await.map_err(|e| e.to_string())?;
+    }
     Ok(allow(&who, method_arn))
 }
 
@@ -548,7 +556,7 @@ mod tests {
         let token = TokenMinter::from_config(&config).unwrap().mint("alice", Duration::from_secs(60));
         let verifier = Verifier::new(config).unwrap();
         let event = authorizer_event(json!({"queryStringParameters": {"token": token}}));
-        let response = authorize(&verifier, &event).await.unwrap();
+        let response = authorize(&verifier, None, &event).await.unwrap();
         assert_eq!(response.principal_id.as_deref(), Some("alice"));
         let statement = &response.policy_document.statement[0];
         assert_eq!(
@@ -561,7 +569,7 @@ mod tests {
         assert_eq!(connection_owner(&route).map(|o| o.user_id().to_owned()), Some("alice".into()));
 
         for refused in [json!({}), json!({"queryStringParameters": {"token": "garbage"}})] {
-            assert!(authorize(&verifier, &authorizer_event(refused)).await.is_err());
+            assert!(authorize(&verifier, None, &authorizer_event(refused)).await.is_err());
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Platform {
     profiles: Option<String>,
     /// Teams' tables, for functions with project or organization routes.
     pub teams: Option<Arc<crate::teams::Teams>>,
+    /// Users' standing (revocation), checked on every verified request; with `USERS_TABLE`.
+    pub credentials: Option<Arc<crate::credentials::Credentials>>,
     /// The projects table, which creates in a project check.
     projects: Option<String>,
     /// AWS settings: from the environment, or fixed local ones when every service this
@@ -59,6 +61,7 @@ impl Platform {
         let profiles = env.optional(crate::owned::PROFILE_TABLE.env);
         let teams = crate::teams::Teams::from_env(dynamodb.clone(), env, cursors.clone())?;
         let projects = env.optional("PROJECTS_TABLE");
+        let credentials = crate::credentials::Credentials::from_env(dynamodb.clone(), env)?.map(Arc::new);
         let mut platform = Self {
             verifier,
             dynamodb,
@@ -66,6 +69,7 @@ impl Platform {
             development_mode,
             profiles,
             teams: None,
+            credentials,
             projects,
             sdk_config,
             s3_endpoint,
@@ -83,6 +87,7 @@ impl Platform {
     /// test interceptors this way).
     pub fn set_dynamodb(&mut self, client: aws_sdk_dynamodb::Client) {
         self.teams = self.teams.as_ref().map(|t| Arc::new(t.with_client(client.clone())));
+        self.credentials = self.credentials.as_ref().map(|c| Arc::new(c.with_client(client.clone())));
         self.dynamodb = client;
     }
 
@@ -211,7 +216,7 @@ pub trait Area: Send + Sync + Sized + 'static {
 /// The router of a built area, wrapped by the shared pipeline: what Lambda runs.
 pub fn router<A: Area>(area: A, platform: &Platform) -> Router {
     let router: Router<Arc<A>> = A::routes().into();
-    crate::http::app(router.with_state(Arc::new(area)), platform.verifier.clone())
+    crate::http::app(router.with_state(Arc::new(area)), platform.verifier.clone(), platform.credentials.clone())
         .layer(axum::Extension(platform.teams.clone()))
 }
 

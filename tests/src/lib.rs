@@ -126,6 +126,43 @@ impl Harness {
         User { token: self.stack.token_with_email(&id, email, verified), id }
     }
 
+    /// The identity the functions derive from `user`'s token (verified as they verify it).
+    pub async fn identity(&self, user: &User) -> shared::Identity {
+        let s = &self.stack.settings;
+        let config = shared::AuthConfig {
+            secret: Some(s.jwt_secret.clone().into_bytes()),
+            jwks_url: None,
+            algorithms: vec![jsonwebtoken::Algorithm::HS256],
+            issuer: Some(s.issuer.clone()),
+            audience: Some(s.audience.clone()),
+            leeway: std::time::Duration::ZERO,
+            jwks_min_refresh: std::time::Duration::ZERO,
+            jwks_max_age: std::time::Duration::ZERO,
+            jwks_timeout: std::time::Duration::ZERO,
+        };
+        shared::Verifier::new(config).unwrap().verify(&user.token).await.expect("the test user's token verifies")
+    }
+
+    /// Users' standing in the stack's profile table, as an operator's tool or the auth area
+    /// changes it (no cache: every read is fresh).
+    pub fn credentials(&self) -> shared::credentials::Credentials {
+        let client = shared::runtime::local_dynamodb_client(self.stack.settings.dynamodb_endpoint.clone());
+        let table = self.stack.template.table("UsersTable").expect("the template has UsersTable").logical_id.clone();
+        shared::credentials::Credentials::new(
+            client,
+            table,
+            std::time::Duration::ZERO,
+            std::time::Duration::from_secs(30 * 86_400),
+        )
+    }
+
+    /// Waits out the local functions' revocation bound, after which every instance sees a change of
+    /// standing.
+    pub async fn past_the_revocation_bound() {
+        let bound = std::time::Duration::from_secs(local_stack::local::LOCAL_REVOCATION_CACHE_SECONDS);
+        tokio::time::sleep(bound + std::time::Duration::from_millis(100)).await;
+    }
+
     pub fn auth(user: &User) -> (String, String) {
         ("authorization".into(), format!("Bearer {}", user.token))
     }

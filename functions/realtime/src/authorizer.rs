@@ -4,29 +4,31 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use shared::{
+    credentials::Credentials,
     realtime::{self, AuthorizerResponse},
     ConfigError, Env, EventFunction, Platform, Verifier,
 };
 
 pub struct Authorizer {
     verifier: Arc<Verifier>,
+    credentials: Option<Arc<Credentials>>,
 }
 
 /// The error message API Gateway turns into a 401 for the client.
 const REFUSED: &str = "Unauthorized";
 
 impl EventFunction for Authorizer {
-    // Verifies tokens only: no table is read.
+    // Reads only the caller's standing, which most connections find cached.
     const WARM_UP_DYNAMODB: bool = false;
     type Event = ApiGatewayCustomAuthorizerRequestTypeRequest;
     type Output = AuthorizerResponse;
 
     fn build(platform: &Platform, _env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self { verifier: platform.verifier.clone() })
+        Ok(Self { verifier: platform.verifier.clone(), credentials: platform.credentials.clone() })
     }
 
     async fn handle(&self, event: Self::Event) -> Result<Self::Output, lambda_runtime::Error> {
-        realtime::authorize(&self.verifier, &event).await.map_err(|reason| {
+        realtime::authorize(&self.verifier, self.credentials.as_deref(), &event).await.map_err(|reason| {
             tracing::info!(reason, "websocket connection refused");
             REFUSED.into()
         })

@@ -25,6 +25,10 @@ type Builder = fn(&Platform, &Env) -> Result<Hosted, ConfigError>;
 
 use shared::budget::LAMBDA_RESPONSE_MAX_BYTES;
 
+/// The revocation bound of the local stack's functions (AWS: the `RevocationCacheSeconds`
+/// parameter).
+pub const LOCAL_REVOCATION_CACHE_SECONDS: u64 = 1;
+
 /// A function as the local stack runs it: an HTTP area's router, or an event function fed
 /// JSON as Lambda feeds it.
 #[derive(Clone)]
@@ -172,6 +176,8 @@ pub fn local_environment(
     let mut parameters = template.parameters.clone();
     parameters.insert("JwtIssuer".into(), settings.issuer.clone());
     parameters.insert("JwtAudience".into(), settings.audience.clone());
+    // Revocation reaches other instances within this bound: short locally, so tests need not wait.
+    parameters.insert("RevocationCacheSeconds".into(), LOCAL_REVOCATION_CACHE_SECONDS.to_string());
     let (secret, jwks, algorithms) = match &settings.jwks_url {
         None => (settings.jwt_secret.clone(), String::new(), "HS256"),
         Some(url) => (String::new(), url.clone(), "RS256,ES256"),

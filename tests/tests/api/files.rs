@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 use shared::{
     objects::{local_s3_client, UserObjects},
     store::Space,
-    AuthConfig, Verifier,
 };
 
 const PNG: &str = "image/png";
@@ -91,19 +90,7 @@ fn with_tampered_signature(url: &str) -> String {
 /// The personal space the API derives from `user`'s token, to presign as the files function does
 /// but with a TTL a test can wait out.
 async fn personal_space(h: &Harness, user: &User) -> Space {
-    let s = &h.stack.settings;
-    let config = AuthConfig {
-        secret: Some(s.jwt_secret.clone().into_bytes()),
-        jwks_url: None,
-        algorithms: vec![jsonwebtoken::Algorithm::HS256],
-        issuer: Some(s.issuer.clone()),
-        audience: Some(s.audience.clone()),
-        leeway: Duration::ZERO,
-        jwks_min_refresh: Duration::ZERO,
-        jwks_max_age: Duration::ZERO,
-        jwks_timeout: Duration::ZERO,
-    };
-    Space::personal(&Verifier::new(config).unwrap().verify(&user.token).await.unwrap())
+    Space::personal(&h.identity(user).await)
 }
 
 /// The files bucket with the local S3 client, as the files function sees it.

@@ -15,6 +15,7 @@ mod model;
 mod openapi;
 mod realtime;
 mod registry;
+mod revocation;
 mod security;
 mod sessions;
 mod teams;
