@@ -28,12 +28,15 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Refuses every credential of the user (tokens and API keys, whenever issued) until enabled.
-    DisableUser { user_id: String },
+    /// Refuses every credential of the user, whenever issued, until enabled.
+    #[command(name = "disable-user")]
+    Disable { user_id: String },
     /// Lifts a disable; tokens refused by other revocations stay refused.
-    EnableUser { user_id: String },
+    #[command(name = "enable-user")]
+    Enable { user_id: String },
     /// Refuses every token the user holds now; new sign-ins work.
-    SignOutUser { user_id: String },
+    #[command(name = "sign-out-user")]
+    SignOut { user_id: String },
 }
 
 #[tokio::main]
@@ -46,9 +49,9 @@ async fn main() -> ExitCode {
     // The tool reads nothing twice: no cache.
     let credentials = Credentials::new(client, args.users_table, Duration::ZERO, Duration::ZERO);
     let (result, done) = match &args.command {
-        Command::DisableUser { user_id } => (credentials.set_disabled(user_id, true).await, "disabled"),
-        Command::EnableUser { user_id } => (credentials.set_disabled(user_id, false).await, "enabled"),
-        Command::SignOutUser { user_id } => (credentials.sign_out_user(user_id).await, "signed out everywhere"),
+        Command::Disable { user_id } => (credentials.set_disabled(user_id, true).await, "disabled"),
+        Command::Enable { user_id } => (credentials.set_disabled(user_id, false).await, "enabled"),
+        Command::SignOut { user_id } => (credentials.sign_out_user(user_id).await, "signed out everywhere"),
     };
     match result {
         Ok(()) => {
