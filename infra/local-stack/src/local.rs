@@ -194,24 +194,7 @@ pub fn local_environment(
     };
     let mut env = BTreeMap::new();
     for (key, value) in &spec.environment {
-        let resolved = match value {
-            EnvValue::Literal(s) => Some(s.clone()),
-            EnvValue::Ref(name) => resolve_ref(name),
-            // Secrets Manager does not exist locally: the function derives what it needs.
-            EnvValue::Sub(s) if s.contains("{{resolve:") => None,
-            // The WebSocket API's Management endpoint is the local gateway.
-            EnvValue::Sub(s)
-                if template.websocket.as_ref().is_some_and(|ws| s.contains(&format!("${{{}}}", ws.api_logical_id))) =>
-            {
-                Some(settings.gateway_url.clone().unwrap_or_else(|| "http://127.0.0.1:3000".into()))
-            }
-            EnvValue::Sub(s) => Some(substitute(s, &resolve_ref)),
-            EnvValue::Unsupported(raw) => {
-                tracing::warn!(function = %spec.logical_id, key, raw, "environment value not resolvable locally");
-                None
-            }
-        };
-        if let Some(v) = resolved {
+        if let Some(v) = resolve_value(value, template, settings, &resolve_ref, &spec.logical_id, key) {
             env.insert(key.clone(), v);
         }
     }
@@ -223,6 +206,44 @@ pub fn local_environment(
     env.insert("S3_ENDPOINT".into(), settings.s3_endpoint.clone());
     env.insert("DEVELOPMENT_MODE".into(), settings.development_mode.to_string());
     env
+}
+
+/// One environment value as CloudFormation would resolve it, or `None` when it has no local
+/// equivalent (logged, so a missing variable is easy to trace).
+fn resolve_value(
+    value: &EnvValue,
+    template: &Template,
+    settings: &LocalSettings,
+    resolve_ref: &dyn Fn(&str) -> Option<String>,
+    function: &str,
+    key: &str,
+) -> Option<String> {
+    let resolve = |v: &EnvValue| resolve_value(v, template, settings, resolve_ref, function, key);
+    match value {
+        EnvValue::Literal(s) => Some(s.clone()),
+        EnvValue::Ref(name) => resolve_ref(name),
+        // Secrets Manager does not exist locally: the function derives what it needs.
+        EnvValue::Sub(s) if s.contains("{{resolve:") => None,
+        // The WebSocket API's Management endpoint is the local gateway.
+        EnvValue::Sub(s)
+            if template.websocket.as_ref().is_some_and(|ws| s.contains(&format!("${{{}}}", ws.api_logical_id))) =>
+        {
+            Some(settings.gateway_url.clone().unwrap_or_else(|| "http://127.0.0.1:3000".into()))
+        }
+        EnvValue::Sub(s) => Some(substitute(s, resolve_ref)),
+        EnvValue::If { condition, then, otherwise } => match template.holds(condition, &resolve) {
+            Ok(true) => resolve(then),
+            Ok(false) => resolve(otherwise),
+            Err(error) => {
+                tracing::warn!(function, key, %error, "condition not resolvable locally");
+                None
+            }
+        },
+        EnvValue::Unsupported(raw) => {
+            tracing::warn!(function, key, raw, "environment value not resolvable locally");
+            None
+        }
+    }
 }
 
 fn substitute(template: &str, resolve: &dyn Fn(&str) -> Option<String>) -> String {

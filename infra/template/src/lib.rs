@@ -75,8 +75,29 @@ pub enum EnvValue {
     Literal(String),
     Ref(String),
     Sub(String),
+    /// `!If [Condition, then, otherwise]`: one of two values, by a named condition.
+    If {
+        condition: String,
+        then: Box<EnvValue>,
+        otherwise: Box<EnvValue>,
+    },
     Unsupported(String),
 }
+
+/// A named condition of the template's `Conditions`, as far as the template uses them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    Equals(EnvValue, EnvValue),
+    And(Vec<Condition>),
+    Or(Vec<Condition>),
+    Not(Box<Condition>),
+    /// `!Condition Name`: another named condition.
+    Named(String),
+    Unsupported(String),
+}
+
+/// Conditions nest at most this deep; deeper means a cycle through `!Condition`.
+const CONDITION_DEPTH: usize = 16;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpRoute {
@@ -190,6 +211,7 @@ pub struct Cors {
 #[derive(Clone, Debug)]
 pub struct Template {
     pub parameters: BTreeMap<String, String>,
+    pub conditions: BTreeMap<String, Condition>,
     pub tables: Vec<TableSpec>,
     /// Logical ids of the S3 buckets.
     pub buckets: Vec<String>,
@@ -234,6 +256,9 @@ fn env_value(value: &Value) -> EnvValue {
         Value::Mapping(m) if m.len() == 1 => match m.iter().next() {
             Some((Value::String(k), Value::String(v))) if k == "Ref" => EnvValue::Ref(v.clone()),
             Some((Value::String(k), Value::String(v))) if k == "Fn::Sub" => EnvValue::Sub(v.clone()),
+            Some((Value::String(k), Value::Sequence(args))) if k == "Fn::If" => {
+                if_value(args).unwrap_or_else(|| EnvValue::Unsupported(format!("{value:?}")))
+            }
             _ => EnvValue::Unsupported(format!("{value:?}")),
         },
         other => EnvValue::Unsupported(format!("{other:?}")),
@@ -244,7 +269,44 @@ fn tagged(t: &TaggedValue) -> EnvValue {
     match (t.tag.to_string().as_str(), &t.value) {
         ("!Ref", Value::String(s)) => EnvValue::Ref(s.clone()),
         ("!Sub", Value::String(s)) => EnvValue::Sub(s.clone()),
+        ("!If", Value::Sequence(args)) => {
+            if_value(args).unwrap_or_else(|| EnvValue::Unsupported(format!("!If {args:?}")))
+        }
         (tag, v) => EnvValue::Unsupported(format!("{tag} {v:?}")),
+    }
+}
+
+fn if_value(args: &[Value]) -> Option<EnvValue> {
+    match args {
+        [Value::String(condition), then, otherwise] => Some(EnvValue::If {
+            condition: condition.clone(),
+            then: Box::new(env_value(then)),
+            otherwise: Box::new(env_value(otherwise)),
+        }),
+        _ => None,
+    }
+}
+
+/// A condition written with short (`!Equals`) or long (`Fn::Equals`) intrinsic names.
+fn condition(value: &Value) -> Condition {
+    let (name, args) = match value {
+        Value::Tagged(t) => (t.tag.to_string().trim_start_matches('!').to_owned(), &t.value),
+        Value::Mapping(m) if m.len() == 1 => match m.iter().next() {
+            Some((Value::String(k), v)) => (k.trim_start_matches("Fn::").to_owned(), v),
+            _ => return Condition::Unsupported(format!("{value:?}")),
+        },
+        other => return Condition::Unsupported(format!("{other:?}")),
+    };
+    let all = |args: &Value| args.as_sequence().map(|seq| seq.iter().map(condition).collect::<Vec<_>>());
+    match (name.as_str(), args) {
+        ("Equals", Value::Sequence(pair)) if pair.len() == 2 => {
+            Condition::Equals(env_value(&pair[0]), env_value(&pair[1]))
+        }
+        ("And", args) => all(args).map_or_else(|| Condition::Unsupported(format!("{value:?}")), Condition::And),
+        ("Or", args) => all(args).map_or_else(|| Condition::Unsupported(format!("{value:?}")), Condition::Or),
+        ("Not", Value::Sequence(one)) if one.len() == 1 => Condition::Not(Box::new(condition(&one[0]))),
+        ("Condition", Value::String(other)) => Condition::Named(other.clone()),
+        _ => Condition::Unsupported(format!("{value:?}")),
     }
 }
 
@@ -296,6 +358,10 @@ impl Template {
                     })
                     .collect()
             })
+            .unwrap_or_default();
+        let conditions = get(&doc, "Conditions")
+            .and_then(Value::as_mapping)
+            .map(|all| all.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), condition(v)))).collect())
             .unwrap_or_default();
         let globals = get(&doc, "Globals").and_then(|g| get(g, "Function"));
         let global_env = variables(globals);
@@ -422,7 +488,7 @@ impl Template {
             }),
             _ => None,
         };
-        Ok(Self { parameters, tables, buckets, functions, cors, websocket })
+        Ok(Self { parameters, conditions, tables, buckets, functions, cors, websocket })
     }
 
     fn parse_table(id: &str, props: &Value) -> Result<TableSpec, TemplateError> {
@@ -468,6 +534,46 @@ impl Template {
             global_indexes,
             ttl_attribute,
             stream_view,
+        })
+    }
+
+    /// Whether the named condition holds, with `value` resolving the values it compares
+    /// (parameters, mostly). An error, never a guess, when something cannot be resolved.
+    pub fn holds(&self, name: &str, value: &dyn Fn(&EnvValue) -> Option<String>) -> Result<bool, TemplateError> {
+        let condition = self.conditions.get(name).ok_or_else(|| shape(format!("no condition named {name}")))?;
+        self.evaluate(condition, value, 0)
+    }
+
+    fn evaluate(
+        &self,
+        condition: &Condition,
+        value: &dyn Fn(&EnvValue) -> Option<String>,
+        depth: usize,
+    ) -> Result<bool, TemplateError> {
+        if depth > CONDITION_DEPTH {
+            return Err(shape("conditions nest too deep (a cycle through !Condition?)"));
+        }
+        let resolved = |v: &EnvValue| value(v).ok_or_else(|| shape(format!("cannot resolve {v:?} in a condition")));
+        Ok(match condition {
+            Condition::Equals(a, b) => resolved(a)? == resolved(b)?,
+            Condition::And(all) => all
+                .iter()
+                .map(|c| self.evaluate(c, value, depth + 1))
+                .collect::<Result<Vec<_>, _>>()?
+                .iter()
+                .all(|b| *b),
+            Condition::Or(any) => any
+                .iter()
+                .map(|c| self.evaluate(c, value, depth + 1))
+                .collect::<Result<Vec<_>, _>>()?
+                .iter()
+                .any(|b| *b),
+            Condition::Not(inner) => !self.evaluate(inner, value, depth + 1)?,
+            Condition::Named(name) => {
+                let named = self.conditions.get(name).ok_or_else(|| shape(format!("no condition named {name}")))?;
+                self.evaluate(named, value, depth + 1)?
+            }
+            Condition::Unsupported(raw) => return Err(shape(format!("condition not understood: {raw}"))),
         })
     }
 
@@ -531,6 +637,106 @@ mod tests {
         assert!(f.routes.contains(&HttpRoute { method: "GET".into(), path: "/canvases/{id}".into() }));
         assert_eq!(f.environment["CANVASES_TABLE"], EnvValue::Ref("CanvasesTable".into()));
         assert_eq!(f.environment["JWT_SECRET"], EnvValue::Ref("JwtSecret".into()), "globals are merged");
+    }
+
+    /// Resolves parameters of `given` (else their defaults) and literals, like a deployment.
+    fn parameters<'a>(t: &'a Template, given: &'a [(&str, &str)]) -> impl Fn(&EnvValue) -> Option<String> + 'a {
+        move |v| match v {
+            EnvValue::Literal(s) => Some(s.clone()),
+            EnvValue::Ref(name) => given
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| (*v).to_owned())
+                .or_else(|| t.parameters.get(name).cloned()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_functions_trust_the_user_pool_unless_another_provider_is_named() {
+        let t = Template::load_default().unwrap();
+        assert!(t.holds("UseUserPool", &parameters(&t, &[])).unwrap(), "the defaults use the template's pool");
+        let auth0 = [("JwksUrl", "https://example.auth0.com/.well-known/jwks.json")];
+        assert!(!t.holds("UseUserPool", &parameters(&t, &auth0)).unwrap());
+        assert!(!t.holds("UseUserPool", &parameters(&t, &[("JwtSecret", "s")])).unwrap());
+        let canvases = t.function_by_binary("canvases").unwrap();
+        let EnvValue::If { condition, then, otherwise } = &canvases.environment["JWKS_URL"] else {
+            panic!("JWKS_URL is chosen by a condition: {:?}", canvases.environment["JWKS_URL"]);
+        };
+        assert_eq!(condition, "UseUserPool");
+        assert!(matches!(&**then, EnvValue::Sub(s) if s.ends_with("${UserPool}/.well-known/jwks.json")), "{then:?}");
+        assert_eq!(**otherwise, EnvValue::Ref("JwksUrl".into()));
+        assert!(
+            matches!(&canvases.environment["JWT_AUDIENCE"], EnvValue::If { then, .. } if **then == EnvValue::Ref("UserPoolClient".into()))
+        );
+    }
+
+    const CONDITIONS: &str = r#"
+Parameters:
+  A: {Type: String, Default: ""}
+  B: {Type: String, Default: "b"}
+Conditions:
+  BothEmpty: !And [!Equals [!Ref A, ""], !Equals [!Ref B, ""]]
+  AEmpty: {"Fn::Equals": [{"Ref": A}, ""]}
+  ANotEmpty: !Not [!Condition AEmpty]
+  Either: !Or [!Condition BothEmpty, !Condition AEmpty]
+  Loop: !Condition Loop
+  Unknown: !Select [0, [x]]
+  Unresolvable: !Equals [!Sub "${AWS::Region}", ""]
+Resources: {}
+"#;
+
+    #[test]
+    fn evaluates_equals_and_or_not_and_named_conditions() {
+        let t = Template::parse(CONDITIONS).unwrap();
+        let defaults = parameters(&t, &[]);
+        assert!(!t.holds("BothEmpty", &defaults).unwrap());
+        assert!(t.holds("AEmpty", &defaults).unwrap(), "long form Fn::Equals");
+        assert!(!t.holds("ANotEmpty", &defaults).unwrap());
+        assert!(t.holds("Either", &defaults).unwrap());
+        let both_empty = [("B", "")];
+        assert!(t.holds("BothEmpty", &parameters(&t, &both_empty)).unwrap());
+        let a_set = [("A", "a")];
+        assert!(!t.holds("Either", &parameters(&t, &a_set)).unwrap());
+        assert!(t.holds("ANotEmpty", &parameters(&t, &a_set)).unwrap());
+    }
+
+    #[test]
+    fn a_condition_it_cannot_evaluate_is_an_error_not_a_guess() {
+        let t = Template::parse(CONDITIONS).unwrap();
+        let defaults = parameters(&t, &[]);
+        for name in ["Loop", "Unknown", "Unresolvable", "Missing"] {
+            let error = t.holds(name, &defaults).unwrap_err().to_string();
+            assert!(error.starts_with("template.yaml: "), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn reads_if_values_in_short_and_long_form() {
+        let text = r#"
+Conditions:
+  C: !Equals [a, a]
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: fn}}
+    Properties:
+      Environment:
+        Variables:
+          SHORT: !If [C, !Ref P, plain]
+          LONG: {"Fn::If": [C, {"Ref": P}, plain]}
+          BROKEN: !If [C, only-one]
+"#;
+        let t = Template::parse(text).unwrap();
+        let env = &t.function("Fn").unwrap().environment;
+        let expected = EnvValue::If {
+            condition: "C".into(),
+            then: Box::new(EnvValue::Ref("P".into())),
+            otherwise: Box::new(EnvValue::Literal("plain".into())),
+        };
+        assert_eq!(env["SHORT"], expected);
+        assert_eq!(env["LONG"], expected);
+        assert!(matches!(env["BROKEN"], EnvValue::Unsupported(_)));
     }
 
     /// Team tables and their partition keys: an organization's or a project's data, reached
