@@ -82,8 +82,15 @@ impl IdentityProvider {
     pub fn from_env(platform: &Platform, env: &Env) -> Result<Self, ConfigError> {
         let credentials =
             platform.credentials.clone().ok_or_else(|| ConfigError::Missing(crate::owned::PROFILE_TABLE.env.into()))?;
+        let mut client = platform.cognito(env.optional("COGNITO_ENDPOINT"));
+        if platform.development_mode {
+            // moto answers RevokeToken with a 500, which the SDK would retry with backoffs.
+            client = Client::from_conf(
+                client.config().to_builder().retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled()).build(),
+            );
+        }
         Ok(Self {
-            client: platform.cognito(env.optional("COGNITO_ENDPOINT")),
+            client,
             pool_id: env.required("COGNITO_USER_POOL_ID")?,
             client_id: env.required("COGNITO_CLIENT_ID")?,
             verifier: platform.verifier.clone(),

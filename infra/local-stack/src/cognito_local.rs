@@ -70,6 +70,21 @@ impl LocalPool {
     pub async fn create_app_client(&self, name: &str) -> Result<String, BoxError> {
         create_app_client(&self.client(), &self.pool_id, name).await
     }
+
+    /// Signs in through an app client directly (not through the API): its access and ID tokens.
+    pub async fn sign_in_with(&self, client_id: &str, email: &str, password: &str) -> Result<(String, String), BoxError> {
+        let out = self
+            .client()
+            .initiate_auth()
+            .client_id(client_id)
+            .auth_flow(aws_sdk_cognitoidentityprovider::types::AuthFlowType::UserPasswordAuth)
+            .auth_parameters("USERNAME", email)
+            .auth_parameters("PASSWORD", password)
+            .send()
+            .await?;
+        let tokens = out.authentication_result.ok_or("no tokens")?;
+        Ok((tokens.access_token.ok_or("no access token")?, tokens.id_token.ok_or("no id token")?))
+    }
 }
 
 async fn create_app_client(client: &Client, pool_id: &str, name: &str) -> Result<String, BoxError> {
