@@ -26,7 +26,7 @@ use crate::{
 
 /// The password policy of the user pool (`template.yaml`'s `UserPool` and the local stack's
 /// moto pool both follow it): used to name the rule a refused password breaks.
-pub const PASSWORD_MIN_LENGTH: usize = 8;
+pub const PASSWORD_MIN_LENGTH: usize = 12;
 pub const PASSWORD_MAX_LENGTH: usize = 256;
 
 /// The pool attribute holding the organization a user asked for at sign-up, until confirmed.
@@ -398,11 +398,11 @@ mod tests {
 
     #[test]
     fn a_refused_password_is_told_the_rule_it_breaks() {
-        assert_eq!(password_problem("Ab1", None), "password must have at least 8 characters");
-        assert_eq!(password_problem("ABCDEFG1", None), "password must have a lower-case letter");
-        assert_eq!(password_problem("abcdefg1", None), "password must have an upper-case letter");
-        assert_eq!(password_problem("Abcdefgh", None), "password must have a digit");
-        assert!(password_problem("Abcdefg1", Some("Password did not conform with policy: x")).ends_with(": x"));
+        assert_eq!(password_problem("Abcdefghij1", None), "password must have at least 12 characters");
+        assert_eq!(password_problem("ABCDEFGHIJK1", None), "password must have a lower-case letter");
+        assert_eq!(password_problem("abcdefghijk1", None), "password must have an upper-case letter");
+        assert_eq!(password_problem("Abcdefghijkl", None), "password must have a digit");
+        assert!(password_problem("Abcdefghijk1", Some("Password did not conform with policy: x")).ends_with(": x"));
     }
 
     #[test]

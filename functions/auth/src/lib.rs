@@ -54,7 +54,7 @@ impl Area for Auth {
 #[schema(example = json!({"email": "ada@example.com", "password": "Correct-horse-1", "name": "Ada Lovelace", "organization": "Analytical Engines"}))]
 pub struct SignUp {
     email: Email,
-    /// At least 8 characters, with a lower-case letter, an upper-case letter and a digit.
+    /// At least 12 characters, with a lower-case letter, an upper-case letter and a digit.
     password: Password,
     name: PersonName,
     /// An organization to create, with the new user as its owner, once the account is confirmed.

@@ -167,7 +167,7 @@ async fn a_password_that_breaks_the_policy_is_a_400_naming_the_rule() {
     let body = reply.assert_problem(400);
     assert_eq!(body["detail"], "password must have an upper-case letter", "{body}");
     let reply = post(&h, "/auth/signup", json!({"email": new_email("short"), "password": "Ab1", "name": "S"})).await;
-    assert_eq!(reply.assert_problem(400)["detail"], "password must have at least 8 characters");
+    assert_eq!(reply.assert_problem(400)["detail"], "password must have at least 12 characters");
 }
 
 #[tokio::test]
