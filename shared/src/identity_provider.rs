@@ -44,7 +44,8 @@ pub const SIGN_IN_REFUSED: &str = "email or password is wrong";
 pub const REFRESH_REFUSED: &str = "the refresh token is invalid, expired or revoked";
 /// The one answer to a refused confirmation: a wrong or expired code, an unknown email, an
 /// account already confirmed all look alike.
-pub const CONFIRMATION_REFUSED: &str = "the confirmation code is wrong or expired (or the account is already confirmed)";
+pub const CONFIRMATION_REFUSED: &str =
+    "the confirmation code is wrong or expired (or the account is already confirmed)";
 
 /// Tokens of a sign-in or a refresh, as Cognito issues them.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -86,7 +87,11 @@ impl IdentityProvider {
         if platform.development_mode {
             // moto answers RevokeToken with a 500, which the SDK would retry with backoffs.
             client = Client::from_conf(
-                client.config().to_builder().retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled()).build(),
+                client
+                    .config()
+                    .to_builder()
+                    .retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled())
+                    .build(),
             );
         }
         Ok(Self {
@@ -151,8 +156,14 @@ impl IdentityProvider {
     /// at sign-up with them as owner (once, however often this is repeated). Returns its id.
     pub async fn confirm(&self, email: &str, code: &str) -> Result<Option<String>, ApiError> {
         let email = valid_email(email)?;
-        let confirmed =
-            self.client.confirm_sign_up().client_id(&self.client_id).username(&email).confirmation_code(code).send().await;
+        let confirmed = self
+            .client
+            .confirm_sign_up()
+            .client_id(&self.client_id)
+            .username(&email)
+            .confirmation_code(code)
+            .send()
+            .await;
         if let Err(e) = confirmed {
             return Err(match e.code() {
                 Some(
@@ -294,7 +305,9 @@ impl IdentityProvider {
             match e.code() {
                 // `/dev/token`'s tokens are not the pool's.
                 Some("NotAuthorizedException") if self.development_mode => {
-                    tracing::info!("GlobalSignOut refused a token that is not the pool's; tolerated in development mode")
+                    tracing::info!(
+                        "GlobalSignOut refused a token that is not the pool's; tolerated in development mode"
+                    )
                 }
                 Some("NotAuthorizedException") => {
                     return Err(ApiError::CredentialsRefused(
@@ -381,7 +394,9 @@ fn cognito_error<E: ProvideErrorMetadata, R>(operation: &'static str, e: SdkErro
         }
         Some("CodeMismatchException" | "ExpiredCodeException") => ApiError::bad_request(CONFIRMATION_REFUSED),
         Some("NotAuthorizedException") => ApiError::CredentialsRefused("the user pool refused these credentials"),
-        Some("ResourceNotFoundException" | "InvalidUserPoolConfigurationException" | "InvalidLambdaResponseException") => {
+        Some(
+            "ResourceNotFoundException" | "InvalidUserPoolConfigurationException" | "InvalidLambdaResponseException",
+        ) => {
             tracing::error!(operation, error = %detail, "user pool configuration error");
             ApiError::Internal(format!("{operation}: {detail}"))
         }

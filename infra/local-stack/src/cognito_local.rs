@@ -42,7 +42,11 @@ impl LocalPool {
     /// The pool `local-stack exec` started, if this process runs under it.
     pub fn from_env() -> Option<Self> {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-        Some(Self { endpoint: var(Self::ENDPOINT_VAR)?, pool_id: var(Self::POOL_VAR)?, client_id: var(Self::CLIENT_VAR)? })
+        Some(Self {
+            endpoint: var(Self::ENDPOINT_VAR)?,
+            pool_id: var(Self::POOL_VAR)?,
+            client_id: var(Self::CLIENT_VAR)?,
+        })
     }
 
     pub fn vars(&self) -> [(&'static str, &str); 3] {
@@ -72,7 +76,12 @@ impl LocalPool {
     }
 
     /// Signs in through an app client directly (not through the API): its access and ID tokens.
-    pub async fn sign_in_with(&self, client_id: &str, email: &str, password: &str) -> Result<(String, String), BoxError> {
+    pub async fn sign_in_with(
+        &self,
+        client_id: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<(String, String), BoxError> {
         let out = self
             .client()
             .initiate_auth()
@@ -111,7 +120,9 @@ impl CognitoLocal {
         let root = crate::workspace_root();
         let moto = root.join(".venv/bin/moto_server");
         if !moto.exists() {
-            return Err(format!("{} not found: run infra/bootstrap.sh's ensure_venv (moto[server])", moto.display()).into());
+            return Err(
+                format!("{} not found: run infra/bootstrap.sh's ensure_venv (moto[server])", moto.display()).into()
+            );
         }
         let port = free_port()?;
         let mut command = Command::new(&moto);
@@ -124,7 +135,8 @@ impl CognitoLocal {
         die_with_parent(&mut command);
         let child = command.spawn().map_err(|e| format!("cannot start {}: {e}", moto.display()))?;
         let endpoint = format!("http://127.0.0.1:{port}");
-        let client = LocalPool { endpoint: endpoint.clone(), pool_id: String::new(), client_id: String::new() }.client();
+        let client =
+            LocalPool { endpoint: endpoint.clone(), pool_id: String::new(), client_id: String::new() }.client();
         wait_ready(&client).await?;
         let pool_id = create_pool(&client).await?;
         let client_id = create_app_client(&client, &pool_id, "local-web").await?;
@@ -141,7 +153,9 @@ async fn wait_ready(client: &Client) -> Result<(), BoxError> {
     loop {
         match client.list_user_pools().max_results(1).send().await {
             Ok(_) => return Ok(()),
-            Err(_) if started.elapsed() < Duration::from_secs(30) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) if started.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
             Err(e) => return Err(format!("moto's Cognito did not answer within 30 s: {e:?}").into()),
         }
     }

@@ -53,14 +53,7 @@ impl Teams {
         plan: Plan,
     ) -> Result<Option<Organization>, ApiError> {
         let now = Timestamp::now().into_string();
-        let org = Organization {
-            id,
-            name,
-            plan,
-            created_at: now.clone(),
-            updated_at: now.clone(),
-            version: 1,
-        };
+        let org = Organization { id, name, plan, created_at: now.clone(), updated_at: now.clone(), version: 1 };
         let mut item: Item = dynamo::to_item(&org).map_err(internal)?;
         item.insert(OWNER_COUNT.to_owned(), n(1));
         item.insert(PROJECT_COUNT.to_owned(), n(0));

@@ -163,7 +163,8 @@ async fn signing_up_a_registered_email_answers_like_a_new_one_and_changes_nothin
 #[tokio::test]
 async fn a_password_that_breaks_the_policy_is_a_400_naming_the_rule() {
     let h = Harness::new().await;
-    let reply = post(&h, "/auth/signup", json!({"email": new_email("weak"), "password": "alllowercase1", "name": "W"})).await;
+    let reply =
+        post(&h, "/auth/signup", json!({"email": new_email("weak"), "password": "alllowercase1", "name": "W"})).await;
     let body = reply.assert_problem(400);
     assert_eq!(body["detail"], "password must have an upper-case letter", "{body}");
     let reply = post(&h, "/auth/signup", json!({"email": new_email("short"), "password": "Ab1", "name": "S"})).await;
