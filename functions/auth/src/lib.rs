@@ -77,7 +77,14 @@ pub struct SignUpAccepted {
 /// a password that breaks the policy is a 400 naming the rule.
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", operation_id = "sign_up", security(()),
     request_body = SignUp,
-    responses((status = 202, description = "A confirmation code was sent, if the address can register", body = SignUpAccepted)))]
+    responses(
+        (status = 202, description = "A confirmation code was sent, if the address can register", body = SignUpAccepted),
+        (status = 400, description = "A field is invalid, or the password breaks the policy (the rule is named)"),
+        (status = 413, description = "The body is over its size limit"),
+        (status = 415, description = "The body is not JSON"),
+        (status = 429, description = "Too many attempts: retry later"),
+        (status = 503, description = "The user pool is unavailable: retry later"),
+    ))]
 async fn sign_up(State(area): State<Arc<Auth>>, JsonBody(body): JsonBody<SignUp>) -> Result<Response, ApiError> {
     let organization = body.organization.as_ref().map(Text::as_str);
     area.pool.sign_up(body.email.as_str(), body.password.as_str(), body.name.as_str(), organization).await?;
@@ -115,7 +122,14 @@ pub struct Confirmed {
 /// account already confirmed all answer the same 400.
 #[utoipa::path(post, path = "/auth/confirm", tag = "auth", operation_id = "confirm_sign_up", security(()),
     request_body = Confirm,
-    responses((status = 200, description = "The account is confirmed: sign in", body = Confirmed)))]
+    responses(
+        (status = 200, description = "The account is confirmed: sign in", body = Confirmed),
+        (status = 400, description = "A field is invalid, or the code is wrong or expired (or the account already confirmed)"),
+        (status = 413, description = "The body is over its size limit"),
+        (status = 415, description = "The body is not JSON"),
+        (status = 429, description = "Too many attempts: retry later"),
+        (status = 503, description = "The user pool is unavailable: retry later"),
+    ))]
 async fn confirm(State(area): State<Arc<Auth>>, JsonBody(body): JsonBody<Confirm>) -> Result<Response, ApiError> {
     let organization_id = area.pool.confirm(body.email.as_str(), body.code.as_str()).await?;
     json(StatusCode::OK, &Confirmed { confirmed: true, organization_id })
@@ -138,7 +152,16 @@ impl RequestBody for SignIn {
 /// same minimum time.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", operation_id = "sign_in", security(()),
     request_body = SignIn,
-    responses((status = 200, description = "Signed in", body = Tokens)))]
+    responses(
+        (status = 200, description = "Signed in", body = Tokens),
+        (status = 400, description = "A field is invalid"),
+        (status = 401, description = "Email or password is wrong (whatever the reason)"),
+        (status = 403, description = "The account must complete a sign-in challenge this API does not offer"),
+        (status = 413, description = "The body is over its size limit"),
+        (status = 415, description = "The body is not JSON"),
+        (status = 429, description = "Too many attempts: retry later"),
+        (status = 503, description = "The user pool is unavailable: retry later"),
+    ))]
 async fn sign_in(State(area): State<Arc<Auth>>, JsonBody(body): JsonBody<SignIn>) -> Result<Response, ApiError> {
     json(StatusCode::OK, &area.pool.sign_in(body.email.as_str(), body.password.as_str()).await?)
 }
@@ -159,7 +182,15 @@ impl RequestBody for RefreshBody {
 /// signed out, its user signed out everywhere or was disabled.
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", operation_id = "refresh_tokens", security(()),
     request_body = RefreshBody,
-    responses((status = 200, description = "New access and ID tokens", body = Tokens)))]
+    responses(
+        (status = 200, description = "New access and ID tokens", body = Tokens),
+        (status = 400, description = "A field is invalid"),
+        (status = 401, description = "The refresh token is invalid, expired or revoked"),
+        (status = 413, description = "The body is over its size limit"),
+        (status = 415, description = "The body is not JSON"),
+        (status = 429, description = "Too many attempts: retry later"),
+        (status = 503, description = "The user pool is unavailable: retry later"),
+    ))]
 async fn refresh(State(area): State<Arc<Auth>>, JsonBody(body): JsonBody<RefreshBody>) -> Result<Response, ApiError> {
     json(StatusCode::OK, &area.pool.refresh(body.refresh_token.as_str()).await?)
 }
@@ -168,7 +199,10 @@ async fn refresh(State(area): State<Arc<Auth>>, JsonBody(body): JsonBody<Refresh
 /// on (within the revocation bound on other instances); other devices stay signed in.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "sign_out",
     request_body = RefreshBody,
-    responses((status = 204, description = "Signed out")))]
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 429, description = "Too many attempts: retry later"),
+    ))]
 async fn sign_out(
     State(area): State<Arc<Auth>>,
     who: Identity,
@@ -181,7 +215,10 @@ async fn sign_out(
 /// Signs the caller out on every device: every refresh token of theirs and every token issued
 /// until now are refused. Send the access token (not the ID token).
 #[utoipa::path(post, path = "/auth/logout-all", tag = "auth", operation_id = "sign_out_everywhere",
-    responses((status = 204, description = "Signed out everywhere")))]
+    responses(
+        (status = 204, description = "Signed out everywhere"),
+        (status = 429, description = "Too many attempts: retry later"),
+    ))]
 async fn sign_out_everywhere(
     State(area): State<Arc<Auth>>,
     who: Identity,
