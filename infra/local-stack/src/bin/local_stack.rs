@@ -115,7 +115,7 @@ async fn up(port: u16, dynamodb_port: Option<u16>) -> Result<(), BoxError> {
         println!("  WebSocket: ws://127.0.0.1:{port}{}?token=<JWT>", local_stack::websocket::PATH);
     }
     println!(
-        "\nGet a token and call the API:\n  TOKEN=$(curl -s -X POST {base}/dev/token -d '{{\"user\":\"alice\"}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')\n  curl -s -X POST {base}/canvases -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"My first canvas\"}}'\n  curl -s {base}/canvases -H \"Authorization: Bearer $TOKEN\"\n\nCtrl-C stops the gateway and DynamoDB Local.\n"
+        "\nGet a token and call the API:\n  TOKEN=$(curl -s -X POST {base}/dev/token -d '{{\"user\":\"alice\"}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')\n  curl -s -X POST {base}/canvases -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"My first canvas\"}}'\n  curl -s {base}/canvases -H \"Authorization: Bearer $TOKEN\"\n\nOr sign up and in on the local user pool (moto accepts any confirmation code): POST {base}/auth/signup, /auth/confirm, /auth/login (README, \"Auth\").\n\nCtrl-C stops the gateway, DynamoDB Local and moto.\n"
     );
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
