@@ -67,9 +67,10 @@ impl Identity {
 
     /// An identity established by a verified source other than a token in hand: the context
     /// our own authorizer set from a verified token, the partition key of a stored item, or the
-    /// user prefix of an object key (S3 stored it through a URL signed for that prefix).
+    /// user prefix of an object key (S3 stored it through a URL signed for that prefix), the
+    /// user pool's answer about a user whose sign-up it just confirmed.
     /// Crate-private, so only the tenancy core can vouch for one.
-    #[cfg_attr(not(any(feature = "realtime", feature = "s3")), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "realtime", feature = "s3", feature = "cognito")), allow(dead_code))]
     pub(crate) fn from_verified_source(user_id: &str) -> Self {
         Self {
             user_id: user_id.to_owned(),

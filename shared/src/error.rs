@@ -26,6 +26,11 @@ pub enum ApiError {
     /// deleted). The reason is public: it is about the caller's own sign-in.
     #[error("{0}; sign in again")]
     Revoked(&'static str),
+    /// Credentials sent in the body (an email and password, a refresh token) were refused. The
+    /// reason is public and fixed per route, so it cannot tell why (an unknown email and a
+    /// wrong password answer alike).
+    #[error("{0}")]
+    CredentialsRefused(&'static str),
     /// The caller is a member, but their role does not allow this action.
     #[error("{0}")]
     Forbidden(String),
@@ -53,6 +58,9 @@ pub enum ApiError {
     /// The path exists, but not with this method.
     #[error("this method is not allowed on this path")]
     MethodNotAllowed,
+    /// The caller sent too many requests of this kind (the identity provider's limits); retry later.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// A dependency (DynamoDB) is throttling or unreachable; the client may retry.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -79,7 +87,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) | Self::AccountDeleted | Self::Revoked(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::AccountDeleted | Self::Revoked(_) | Self::CredentialsRefused(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -89,6 +99,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -128,6 +139,7 @@ impl ApiError {
             ),
             Self::Revoked(_) => builder.header("www-authenticate", r#"Bearer error="invalid_token""#),
             Self::Unavailable(_) => builder.header("retry-after", "1"),
+            Self::TooManyRequests(_) => builder.header("retry-after", "5"),
             _ => builder,
         };
         builder.body(Body::from(body)).unwrap_or_else(|_| {

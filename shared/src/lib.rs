@@ -12,6 +12,8 @@ pub mod credentials;
 pub mod cursor;
 pub mod error;
 pub mod http;
+#[cfg(feature = "cognito")]
+pub mod identity_provider;
 pub mod item;
 #[cfg(feature = "s3")]
 pub mod objects;

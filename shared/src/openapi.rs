@@ -184,15 +184,12 @@ fn is_method(name: &str) -> bool {
 fn finish_operation(method: &str, operation: &mut Value, team: bool) {
     let public =
         operation["security"].as_array().is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(Map::is_empty)));
-    if public {
-        operation["security"] = json!([]);
-        return;
-    }
-    operation["security"] = json!([{ "bearer": [] }]);
+    operation["security"] = if public { json!([]) } else { json!([{ "bearer": [] }]) };
     let has_body = operation.get("requestBody").is_some();
     let writes = matches!(method, "post" | "patch" | "put" | "delete");
     let responses = operation["responses"].as_object_mut().expect("every operation has responses");
-    for (status, description) in PROBLEMS {
+    // A public route declares its own errors (the auth routes'); the rest are about tokens.
+    for (status, description) in PROBLEMS.iter().filter(|_| !public) {
         let applies = match *status {
             "409" | "412" => writes,
             "413" | "415" => has_body,
@@ -206,7 +203,7 @@ fn finish_operation(method: &str, operation: &mut Value, team: bool) {
     }
     // A route's own error statuses (declared with a description only) are problems too.
     for (status, response) in responses.iter_mut() {
-        if status.starts_with('4') && response.get("content").is_none() {
+        if (status.starts_with('4') || status.starts_with('5')) && response.get("content").is_none() {
             let description = response["description"].as_str().unwrap_or_default().to_owned();
             *response = problem(&description);
         }

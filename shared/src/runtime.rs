@@ -37,7 +37,7 @@ pub struct Platform {
     projects: Option<String>,
     /// AWS settings: from the environment, or fixed local ones when every service this
     /// process uses has a local endpoint.
-    #[cfg_attr(not(any(feature = "s3", feature = "realtime")), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "s3", feature = "realtime", feature = "cognito")), allow(dead_code))]
     sdk_config: SdkConfig,
     #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     s3_endpoint: Option<String>,
@@ -144,6 +144,14 @@ impl Platform {
         aws_sdk_apigatewaymanagement::Client::from_conf(
             aws_sdk_apigatewaymanagement::config::Builder::from(&self.sdk_config).endpoint_url(endpoint).build(),
         )
+    }
+
+    /// The Cognito user pools client: `COGNITO_ENDPOINT` locally (moto), the SDK's default on AWS.
+    #[cfg(feature = "cognito")]
+    pub fn cognito(&self, endpoint: Option<String>) -> aws_sdk_cognitoidentityprovider::Client {
+        let mut config = aws_sdk_cognitoidentityprovider::config::Builder::from(&self.sdk_config);
+        config.set_endpoint_url(endpoint);
+        aws_sdk_cognitoidentityprovider::Client::from_conf(config.build())
     }
 
     /// The S3 client (path-style addressing for a local server, which has no bucket DNS names).

@@ -319,6 +319,26 @@ impl Teams {
         }))
     }
 
+    /// Only the tables founding an organization touches (organizations, memberships, the
+    /// founder's profile for the deletion guard): for the auth area, which creates the
+    /// organization a user named at sign-up and serves no team route.
+    #[cfg(feature = "cognito")]
+    pub(crate) fn founding(client: Client, env: &Env, cursors: CursorCodec) -> Result<Self, ConfigError> {
+        Ok(Self {
+            client,
+            memberships: env.required("MEMBERSHIPS_TABLE")?,
+            projects: String::new(),
+            organizations: Some(env.required("ORGANIZATIONS_TABLE")?),
+            invitations: None,
+            cursors,
+            org_of: OrgOfProject::default(),
+            workspace: Vec::new(),
+            profiles: Some(env.required(owned::PROFILE_TABLE.env)?),
+            #[cfg(feature = "s3")]
+            objects: None,
+        })
+    }
+
     /// The same tables through another DynamoDB client (a fresh organization cache).
     pub fn with_client(&self, client: Client) -> Self {
         Self {

@@ -1,6 +1,7 @@
 //! The local stack: DynamoDB Local, the template's tables, and a local API gateway that serves
 //! every function's routes through the same handler code Lambda runs.
 
+pub mod cognito_local;
 pub mod dynamodb_local;
 pub mod fixtures;
 pub mod gateway;

@@ -66,6 +66,7 @@ fn builder(binary: &str) -> Option<Builder> {
         "files-upload-cleanup" => Some(hosted_events::<files::UploadCleanup>),
         "account" => Some(hosted::<account::Account>),
         "orgs" => Some(hosted::<orgs::Orgs>),
+        "auth" => Some(hosted::<auth::Auth>),
         "docs" => Some(hosted::<docs::Docs>),
         "realtime-authorizer" => Some(hosted_events::<realtime::Authorizer>),
         "realtime" => Some(hosted_events::<realtime::Routes>),
@@ -87,6 +88,9 @@ pub struct LocalSettings {
     pub jwks_url: Option<String>,
     pub issuer: String,
     pub audience: String,
+    /// moto's user pool: the functions verify its RS256 tokens (through its JWKS) as well as the
+    /// HS256 ones minted here, both with the pool's issuer and audience; the auth area calls it.
+    pub cognito: Option<crate::cognito_local::LocalPool>,
     pub development_mode: bool,
     /// Test hook: interceptors added to every function's DynamoDB client (e.g. to model what
     /// DynamoDB Local does not, like a lagging index). Lambda never sets them.
@@ -94,8 +98,26 @@ pub struct LocalSettings {
 }
 
 impl LocalSettings {
-    /// Settings with a fresh random signing secret: tokens are only ever minted locally.
+    /// Settings with a fresh random signing secret, and the user pool `local-stack exec` started
+    /// when this process runs under it (`COGNITO_*`).
     pub fn development(dynamodb_endpoint: String, s3_endpoint: String) -> Self {
+        let settings = Self::without_pool(dynamodb_endpoint, s3_endpoint);
+        match crate::cognito_local::LocalPool::from_env() {
+            Some(pool) => settings.with_pool(pool),
+            None => settings,
+        }
+    }
+
+    /// The functions trust this pool's tokens, and tokens minted here carry its issuer and
+    /// audience (the app client's id).
+    pub fn with_pool(mut self, pool: crate::cognito_local::LocalPool) -> Self {
+        self.issuer = pool.issuer();
+        self.audience = pool.client_id.clone();
+        self.cognito = Some(pool);
+        self
+    }
+
+    fn without_pool(dynamodb_endpoint: String, s3_endpoint: String) -> Self {
         let mut secret = [0u8; 32];
         aws_lc_rs::rand::fill(&mut secret).expect("system randomness");
         Self {
@@ -106,6 +128,7 @@ impl LocalSettings {
             jwks_url: None,
             issuer: "http://localhost/dev".into(),
             audience: "local-api".into(),
+            cognito: None,
             development_mode: true,
             test_dynamodb_interceptors: Vec::new(),
         }
@@ -178,9 +201,11 @@ pub fn local_environment(
     parameters.insert("JwtAudience".into(), settings.audience.clone());
     // Revocation reaches other instances within this bound: short locally, so tests need not wait.
     parameters.insert("RevocationCacheSeconds".into(), LOCAL_REVOCATION_CACHE_SECONDS.to_string());
-    let (secret, jwks, algorithms) = match &settings.jwks_url {
-        None => (settings.jwt_secret.clone(), String::new(), "HS256"),
-        Some(url) => (String::new(), url.clone(), "RS256,ES256"),
+    let (secret, jwks, algorithms) = match (&settings.jwks_url, &settings.cognito) {
+        (Some(url), _) => (String::new(), url.clone(), "RS256,ES256"),
+        // The pool's tokens (RS256) and `/dev/token`'s (HS256) at once.
+        (None, Some(pool)) => (settings.jwt_secret.clone(), pool.jwks_url(), "HS256,RS256"),
+        (None, None) => (settings.jwt_secret.clone(), String::new(), "HS256"),
     };
     parameters.insert("JwtSecret".into(), secret);
     parameters.insert("JwksUrl".into(), jwks);
@@ -201,6 +226,14 @@ pub fn local_environment(
     if settings.jwks_url.is_some() {
         // What Secrets Manager provides in AWS.
         env.insert("CURSOR_SECRET".into(), settings.jwt_secret.clone());
+    }
+    if let Some(pool) = &settings.cognito {
+        // `!Ref UserPool` and `!Ref UserPoolClient` name moto's pool and client locally.
+        for (name, value) in pool.vars() {
+            if name == crate::cognito_local::LocalPool::ENDPOINT_VAR || spec.environment.contains_key(name) {
+                env.insert(name.into(), value.to_owned());
+            }
+        }
     }
     env.insert("DYNAMODB_ENDPOINT".into(), settings.dynamodb_endpoint.clone());
     env.insert("S3_ENDPOINT".into(), settings.s3_endpoint.clone());

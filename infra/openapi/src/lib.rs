@@ -14,6 +14,7 @@ pub fn api_document() -> Value {
         openapi::<files::Files>(),
         openapi::<account::Account>(),
         openapi::<orgs::Orgs>(),
+        openapi::<auth::Auth>(),
         openapi::<docs::Docs>(),
     ]);
     // The served document carries the build's commit; the committed one must not change with it.

@@ -30,15 +30,30 @@ impl Teams {
 
     /// Creates an organization with the caller as its only owner.
     pub async fn create_org(&self, who: &Identity, name: String, plan: Plan) -> Result<Organization, ApiError> {
+        self.create_org_with_id(who, item::new_id(), name, plan).await?.ok_or_else(concurrent_change)
+    }
+
+    /// Creates the organization a user named when signing up, once: its id is derived from
+    /// their user id, so a repeated or retried confirmation finds it there (`None`) instead of
+    /// founding a second one. `who` is a user the identity provider vouched for (crate-private).
+    /// Returns the organization's id, new or not.
+    #[cfg_attr(not(feature = "cognito"), allow(dead_code))]
+    pub(crate) async fn found_signup_org(&self, who: &Identity, name: String) -> Result<String, ApiError> {
+        let id = signup_org_id(who.user_id());
+        self.create_org_with_id(who, id.clone(), name, Plan::Free).await?;
+        Ok(id)
+    }
+
+    /// `None` when an organization with this id exists already.
+    async fn create_org_with_id(
+        &self,
+        who: &Identity,
+        id: String,
+        name: String,
+        plan: Plan,
+    ) -> Result<Option<Organization>, ApiError> {
         let now = Timestamp::now().into_string();
-        let org = Organization {
-            id: item::new_id(),
-            name,
-            plan,
-            created_at: now.clone(),
-            updated_at: now.clone(),
-            version: 1,
-        };
+        let org = Organization { id, name, plan, created_at: now.clone(), updated_at: now.clone(), version: 1 };
         let mut item: Item = dynamo::to_item(&org).map_err(internal)?;
         item.insert(OWNER_COUNT.to_owned(), n(1));
         item.insert(PROJECT_COUNT.to_owned(), n(0));
@@ -60,9 +75,10 @@ impl Teams {
             self.guard(who)?,
         ];
         match self.transact(items).await? {
-            Ok(()) => Ok(org),
+            Ok(()) => Ok(Some(org)),
             Err(failed) if failed.get(2) == Some(&true) => Err(ApiError::AccountDeleted),
-            Err(_) => Err(ApiError::Conflict("a concurrent request changed this organization, retry".into())),
+            Err(failed) if failed.first() == Some(&true) => Ok(None),
+            Err(_) => Err(concurrent_change()),
         }
     }
 
@@ -608,5 +624,31 @@ impl Teams {
                 return Ok(());
             }
         }
+    }
+}
+
+fn concurrent_change() -> ApiError {
+    ApiError::Conflict("a concurrent request changed this organization, retry".into())
+}
+
+/// The id of the organization `user_id` founds at sign-up: a UUID made of a digest of the user
+/// id, the same on every confirmation.
+fn signup_org_id(user_id: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("signup-org:{user_id}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest.as_ref()[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().to_string()
+}
+
+#[cfg(test)]
+mod signup_tests {
+    use super::*;
+
+    #[test]
+    fn a_users_signup_organization_id_is_stable_and_theirs_alone() {
+        let id = signup_org_id("user-a");
+        assert_eq!(id, signup_org_id("user-a"));
+        assert_ne!(id, signup_org_id("user-b"));
+        assert_eq!(item::parse_id(&id, "organization").as_deref(), Ok(id.as_str()), "a UUID the routes accept");
     }
 }

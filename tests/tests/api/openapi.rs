@@ -25,8 +25,11 @@ async fn public_routes_are_the_documented_public_ones() {
         let (method, path) = route.split_once(' ').unwrap();
         let path = path.replace("{id}", "0192f0c4-6f8e-7a3c-9c1e-6f2d1b7a4e10");
         let reply = h.send(method, &path, vec![], None).await;
-        if public {
+        if public && method == "GET" {
             assert_eq!(reply.status, 200, "{route} is documented as public: {}", reply.text());
+        } else if public {
+            // Public routes that take a body refuse the missing one, never for want of a token.
+            assert_eq!(reply.status, 415, "{route} is documented as public: {}", reply.text());
         } else {
             assert_eq!(reply.status, 401, "{route} is documented as needing a token");
         }

@@ -1,7 +1,8 @@
-//! `local-stack up [--port N]`: DynamoDB Local + S3 server + the template's tables and buckets +
+//! `local-stack up [--port N]`: DynamoDB Local + S3 server + moto's Cognito + the template's tables and buckets +
 //! the local gateway in development mode.
 //! `local-stack exec -- <command...>`: the same local AWS, then runs the command with
-//! `DYNAMODB_ENDPOINT` and `S3_ENDPOINT` set, and stops it all when it ends (the tests use this).
+//! `DYNAMODB_ENDPOINT`, `S3_ENDPOINT` and the user pool's `COGNITO_ENDPOINT`, `COGNITO_USER_POOL_ID`,
+//! `COGNITO_CLIENT_ID` set, and stops it all when it ends (the tests use this).
 //! `local-stack events`: writes `events/`, an API Gateway v2 event for every template route.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
@@ -9,6 +10,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 use clap::{Parser, Subcommand};
 
 use local_stack::{
+    cognito_local::CognitoLocal,
     dynamodb_local::DynamoDbLocal,
     gateway,
     local::{LocalSettings, LocalStack},
@@ -53,17 +55,20 @@ enum Command {
     },
 }
 
-/// The local AWS: DynamoDB Local and an S3 server, with the template's tables and buckets.
+/// The local AWS: DynamoDB Local and an S3 server, with the template's tables and buckets, and
+/// moto's Cognito with the user pool.
 struct LocalAws {
     dynamodb: DynamoDbLocal,
     s3: S3Local,
+    cognito: CognitoLocal,
     template: Template,
 }
 
 impl LocalAws {
     async fn start(dynamodb_port: Option<u16>) -> Result<Self, BoxError> {
         let template = Template::load_default()?;
-        let (dynamodb, s3) = tokio::try_join!(DynamoDbLocal::start(dynamodb_port), S3Local::start())?;
+        let (dynamodb, s3, cognito) =
+            tokio::try_join!(DynamoDbLocal::start(dynamodb_port), S3Local::start(), CognitoLocal::start())?;
         let client = shared::runtime::local_dynamodb_client(dynamodb.endpoint.clone());
         tables::ensure_all(&client, &template.tables).await?;
         S3Local::ensure_buckets(&s3.endpoint, &template.buckets).await?;
@@ -74,12 +79,17 @@ impl LocalAws {
             s3.endpoint,
             template.buckets.join(", ")
         );
-        Ok(Self { dynamodb, s3, template })
+        eprintln!(
+            "Cognito (moto) at {} (user pool {}, app client {})",
+            cognito.pool.endpoint, cognito.pool.pool_id, cognito.pool.client_id
+        );
+        Ok(Self { dynamodb, s3, cognito, template })
     }
 
     async fn stop(self) {
         self.dynamodb.stop().await;
         self.s3.stop().await;
+        self.cognito.stop().await;
     }
 }
 
@@ -91,7 +101,8 @@ async fn up(port: u16, dynamodb_port: Option<u16>) -> Result<(), BoxError> {
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e} (pass --port to choose another)"))?;
     let routes = aws.template.route_keys();
     let base = format!("http://127.0.0.1:{port}");
-    let mut settings = LocalSettings::development(aws.dynamodb.endpoint.clone(), aws.s3.endpoint.clone());
+    let mut settings = LocalSettings::development(aws.dynamodb.endpoint.clone(), aws.s3.endpoint.clone())
+        .with_pool(aws.cognito.pool.clone());
     settings.gateway_url = Some(base.clone());
     let stack = Arc::new(LocalStack::build(aws.template.clone(), settings).await?);
     let _pumps = local_stack::streams::spawn_pumps(stack.clone()).await?;
@@ -104,7 +115,7 @@ async fn up(port: u16, dynamodb_port: Option<u16>) -> Result<(), BoxError> {
         println!("  WebSocket: ws://127.0.0.1:{port}{}?token=<JWT>", local_stack::websocket::PATH);
     }
     println!(
-        "\nGet a token and call the API:\n  TOKEN=$(curl -s -X POST {base}/dev/token -d '{{\"user\":\"alice\"}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')\n  curl -s -X POST {base}/canvases -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"My first canvas\"}}'\n  curl -s {base}/canvases -H \"Authorization: Bearer $TOKEN\"\n\nCtrl-C stops the gateway and DynamoDB Local.\n"
+        "\nGet a token and call the API:\n  TOKEN=$(curl -s -X POST {base}/dev/token -d '{{\"user\":\"alice\"}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')\n  curl -s -X POST {base}/canvases -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"My first canvas\"}}'\n  curl -s {base}/canvases -H \"Authorization: Bearer $TOKEN\"\n\nOr sign up and in on the local user pool (moto accepts any confirmation code): POST {base}/auth/signup, /auth/confirm, /auth/login (README, \"Auth\").\n\nCtrl-C stops the gateway, DynamoDB Local and moto.\n"
     );
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -123,6 +134,7 @@ async fn exec(command: &[String]) -> Result<ExitCode, BoxError> {
         .args(rest)
         .env("DYNAMODB_ENDPOINT", &aws.dynamodb.endpoint)
         .env("S3_ENDPOINT", &aws.s3.endpoint)
+        .envs(aws.cognito.pool.vars())
         .status()
         .await
         .map_err(|e| format!("cannot run {program}: {e}"))?;
