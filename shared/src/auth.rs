@@ -102,9 +102,9 @@ impl Identity {
     pub fn require_signed_in(&self, what: &str) -> Result<(), crate::ApiError> {
         match self.credential {
             Credential::Token => Ok(()),
-            Credential::ApiKey { .. } => Err(crate::ApiError::Forbidden(format!(
-                "API keys cannot {what}: sign in with a token"
-            ))),
+            Credential::ApiKey { .. } => {
+                Err(crate::ApiError::Forbidden(format!("API keys cannot {what}: sign in with a token")))
+            }
         }
     }
 
@@ -440,7 +440,15 @@ impl Verifier {
             session_claim(data.claims.origin_jti.as_ref()).or_else(|| session_claim(data.claims.jti.as_ref()));
         let email = email_claim(data.claims.email.as_ref());
         let email_verified = verified_claim(data.claims.email_verified.as_ref());
-        Ok(Identity { user_id: sub, issued_at, expires_at, session, email, email_verified, credential: Credential::Token })
+        Ok(Identity {
+            user_id: sub,
+            issued_at,
+            expires_at,
+            session,
+            email,
+            email_verified,
+            credential: Credential::Token,
+        })
     }
 }
 
