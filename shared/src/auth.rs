@@ -37,7 +37,8 @@ pub struct Identity {
 
 /// What the caller presented: a token from the identity provider (a person signed in), or an
 /// API key (a program acting for the key's creator within the key's scope).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Credential {
     Token,
     ApiKey { key_id: String, scope: KeyScope },
