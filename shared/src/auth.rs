@@ -32,6 +32,26 @@ pub struct Identity {
     session: Option<String>,
     email: Option<String>,
     email_verified: bool,
+    credential: Credential,
+}
+
+/// What the caller presented: a token from the identity provider (a person signed in), or an
+/// API key (a program acting for the key's creator within the key's scope).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Credential {
+    Token,
+    ApiKey { key_id: String, scope: KeyScope },
+}
+
+/// How far an API key reaches: its creator's personal space, or one project with a role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum KeyScope {
+    /// The creator's personal items, nothing of any organization or project.
+    Personal,
+    /// One project, with at most this role (and never more than the creator's own).
+    Project { project_id: String, role: crate::access::Role },
 }
 
 impl Identity {
@@ -65,6 +85,45 @@ impl Identity {
         self.email.is_some() && !self.email_verified
     }
 
+    /// How the caller authenticated.
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
+    /// The scope of the caller's API key; None for a signed-in person.
+    pub fn key_scope(&self) -> Option<&KeyScope> {
+        match &self.credential {
+            Credential::Token => None,
+            Credential::ApiKey { scope, .. } => Some(scope),
+        }
+    }
+
+    /// Refuses an API key (403) where a person must act: managing keys, the account,
+    /// organizations. `what` completes "API keys cannot ...".
+    pub fn require_signed_in(&self, what: &str) -> Result<(), crate::ApiError> {
+        match self.credential {
+            Credential::Token => Ok(()),
+            Credential::ApiKey { .. } => {
+                Err(crate::ApiError::Forbidden(format!("API keys cannot {what}: sign in with a token")))
+            }
+        }
+    }
+
+    /// The creator of a verified API key, acting with its scope. `created_at` (seconds since
+    /// the epoch) stands for a token's `iat`, so an account deletion refuses the keys created
+    /// before it exactly as it refuses older tokens.
+    pub(crate) fn from_api_key(user_id: &str, created_at: u64, key_id: String, scope: KeyScope) -> Self {
+        Self {
+            user_id: user_id.to_owned(),
+            issued_at: created_at,
+            expires_at: 0,
+            session: None,
+            email: None,
+            email_verified: false,
+            credential: Credential::ApiKey { key_id, scope },
+        }
+    }
+
     /// An identity established by a verified source other than a token in hand: the context
     /// our own authorizer set from a verified token, the partition key of a stored item, or the
     /// user prefix of an object key (S3 stored it through a URL signed for that prefix), the
@@ -79,6 +138,7 @@ impl Identity {
             session: None,
             email: None,
             email_verified: false,
+            credential: Credential::Token,
         }
     }
 
@@ -382,7 +442,15 @@ impl Verifier {
             session_claim(data.claims.origin_jti.as_ref()).or_else(|| session_claim(data.claims.jti.as_ref()));
         let email = email_claim(data.claims.email.as_ref());
         let email_verified = verified_claim(data.claims.email_verified.as_ref());
-        Ok(Identity { user_id: sub, issued_at, expires_at, session, email, email_verified })
+        Ok(Identity {
+            user_id: sub,
+            issued_at,
+            expires_at,
+            session,
+            email,
+            email_verified,
+            credential: Credential::Token,
+        })
     }
 }
 

@@ -24,7 +24,7 @@ use std::{
 use aws_sdk_dynamodb::{types::AttributeValue, Client};
 
 use crate::{
-    auth::Identity,
+    auth::{Credential, Identity},
     config::{ConfigError, Env},
     error::ApiError,
     store::{attr, dynamo_error, Item},
@@ -147,6 +147,16 @@ fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 
+/// `REVOCATION_CACHE_SECONDS`: how long an instance may act on a cached standing or verified
+/// API key, i.e. how long a revocation may take to reach every instance.
+pub(crate) fn revocation_bound(env: &Env) -> Result<Duration, ConfigError> {
+    let bound = Duration::from_secs(env.parse_or("REVOCATION_CACHE_SECONDS", DEFAULT_CACHE.as_secs())?);
+    if bound > MAX_CACHE {
+        return Err(ConfigError::invalid("REVOCATION_CACHE_SECONDS", format!("at most {}", MAX_CACHE.as_secs())));
+    }
+    Ok(bound)
+}
+
 /// Reads and changes users' standing. Built once per cold start when the function has
 /// `USERS_TABLE`; every request's identity is checked by it ([`crate::http`]).
 pub struct Credentials {
@@ -160,10 +170,7 @@ pub struct Credentials {
 impl Credentials {
     pub fn from_env(client: Client, env: &Env) -> Result<Option<Self>, ConfigError> {
         let Some(profiles) = env.optional(crate::owned::PROFILE_TABLE.env) else { return Ok(None) };
-        let cache_for = Duration::from_secs(env.parse_or("REVOCATION_CACHE_SECONDS", DEFAULT_CACHE.as_secs())?);
-        if cache_for > MAX_CACHE {
-            return Err(ConfigError::invalid("REVOCATION_CACHE_SECONDS", format!("at most {}", MAX_CACHE.as_secs())));
-        }
+        let cache_for = revocation_bound(env)?;
         let refresh_days = env.parse_or("REFRESH_TOKEN_VALIDITY_DAYS", DEFAULT_REFRESH_LIFETIME.as_secs() / 86_400)?;
         Ok(Some(Self::new(client, profiles, cache_for, Duration::from_secs(refresh_days * 86_400))))
     }
@@ -182,10 +189,16 @@ impl Credentials {
         self.cache_for
     }
 
-    /// Refuses a verified token whose user signed out, was disabled or deleted their account.
+    /// Refuses a verified token whose user signed out, was disabled or deleted their account,
+    /// and an API key whose creator was disabled or deleted their account since its creation
+    /// (signing out does not end keys: they are revoked one by one).
     pub async fn check(&self, who: &Identity) -> Result<(), ApiError> {
         let standing = self.standing(who.user_id()).await?;
-        match standing.refuses_token(who.issued_at(), who.session(), now()) {
+        let refused = match who.credential() {
+            Credential::Token => standing.refuses_token(who.issued_at(), who.session(), now()),
+            Credential::ApiKey { .. } => standing.refuses_key(who.issued_at()),
+        };
+        match refused {
             // The answer a deleted account's tokens have always had.
             Some(Revoked::Deleted) => Err(ApiError::AccountDeleted),
             Some(revoked) => Err(ApiError::Revoked(revoked.reason())),

@@ -24,6 +24,7 @@ use lambda_http::{aws_lambda_events::apigw::ApiGatewayV2httpRequestContext, requ
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
+    api_keys::ApiKeys,
     auth::{AuthError, Identity, Verifier},
     credentials::Credentials,
     cursor::PageRequest,
@@ -34,19 +35,25 @@ use crate::{
 /// Wraps an area's router with the shared pipeline: request ids, problem+json for every error
 /// (the router's own 404 and 405 included), the verifier for [`Identity`], one log line per
 /// request. What Lambda runs and what the local gateway hosts.
-pub fn app(router: Router, verifier: Arc<Verifier>, credentials: Option<Arc<Credentials>>) -> Router {
+pub fn app(
+    router: Router,
+    verifier: Arc<Verifier>,
+    credentials: Option<Arc<Credentials>>,
+    api_keys: Option<Arc<ApiKeys>>,
+) -> Router {
     router
         .fallback(|method: Method, uri: Uri| async move { ApiError::RouteNotFound(format!("{method} {}", uri.path())) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(Gate { verifier, credentials }, pipeline))
+        .layer(middleware::from_fn_with_state(Gate { verifier, credentials, api_keys }, pipeline))
 }
 
-/// What proves a caller: the token verifier and, when the function has the profile table,
-/// the users' standing (revocation).
+/// What proves a caller: the token verifier, the API keys (when the function has their
+/// table) and, when the function has the profile table, the users' standing (revocation).
 #[derive(Clone)]
 struct Gate {
     verifier: Arc<Verifier>,
     credentials: Option<Arc<Credentials>>,
+    api_keys: Option<Arc<ApiKeys>>,
 }
 
 /// What the pipeline hands the extractors of one request.
@@ -128,8 +135,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
             .cloned()
             .ok_or_else(|| ApiError::Internal("router not wrapped by shared::http::app".into()))?;
         let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let identity =
-            scope.gate.verifier.verify_bearer(header).await.map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        let identity = match bearer_api_key(header) {
+            Some(key) => match &scope.gate.api_keys {
+                Some(keys) => keys.verify(key).await?,
+                None => return Err(ApiError::Unauthorized("this function accepts no API keys".into())),
+            },
+            None => {
+                scope.gate.verifier.verify_bearer(header).await.map_err(|e| ApiError::Unauthorized(e.to_string()))?
+            }
+        };
         if !authorizer_agrees(&parts.extensions, &identity) {
             return Err(ApiError::Unauthorized(AuthError::AuthorizerMismatch.to_string()));
         }
@@ -138,6 +152,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
         }
         let _ = scope.caller.set(identity.user_id().to_owned());
         Ok(identity)
+    }
+}
+
+/// The API key of an `Authorization: Bearer ak_...` header; None for anything else (a JWT
+/// or no credential, which the token verifier answers).
+fn bearer_api_key(authorization: Option<&str>) -> Option<&str> {
+    let (scheme, credential) = authorization?.trim().split_once(' ')?;
+    let credential = credential.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && crate::api_keys::is_api_key(credential)).then_some(credential)
+}
+
+/// The caller, signed in as a person with a token: routes that manage credentials or the
+/// account (API keys, `DELETE /me`, the export) refuse API keys with 403.
+pub struct SignedIn(pub Identity);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let who = Identity::from_request_parts(parts, state).await?;
+        who.require_signed_in("call this route")?;
+        Ok(Self(who))
     }
 }
 

@@ -28,6 +28,12 @@ impl Timestamp {
         &self.0
     }
 
+    /// Whole seconds since the epoch of a timestamp in this format (None for anything else).
+    pub fn epoch_seconds(text: &str) -> Option<u64> {
+        let at = time::PrimitiveDateTime::parse(text, FORMAT).ok()?;
+        u64::try_from(at.assume_utc().unix_timestamp()).ok()
+    }
+
     pub fn into_string(self) -> String {
         self.0
     }
@@ -181,6 +187,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_read_back_as_epoch_seconds() {
+        assert_eq!(
+            Timestamp::epoch_seconds(Timestamp::from_epoch_seconds(1_700_000_123).as_str()),
+            Some(1_700_000_123)
+        );
+        assert_eq!(Timestamp::epoch_seconds("2026-12-07T13:05:34.999999Z"), Some(1_796_648_734));
+        assert_eq!(Timestamp::epoch_seconds("yesterday"), None);
+    }
 
     #[test]
     fn timestamps_sort_as_strings() {

@@ -4,6 +4,7 @@
 //! request pipeline ([`http`]) ties them together so handlers stay thin.
 
 pub mod access;
+pub mod api_keys;
 pub mod auth;
 pub mod budget;
 pub mod children;

@@ -11,7 +11,7 @@ pub enum Retention {
     /// The user's content: exported, deleted with the account, pushed to their connections
     /// when it changes (if the table streams).
     Content,
-    /// Bookkeeping that belongs to the user but is not content (WebSocket connections):
+    /// Bookkeeping that belongs to the user but is not content (WebSocket connections, API keys):
     /// deleted with the account, never exported.
     Bookkeeping,
 }
@@ -44,6 +44,15 @@ pub const OWNED_TABLES: &[OwnedTable] = &[
         env: "CONNECTIONS_TABLE",
         kind: "connection",
         internal: &[],
+        retention: Retention::Bookkeeping,
+        pushed: false,
+    },
+    // Credentials, not content: deleted with the account, never exported (not even digests).
+    OwnedTable {
+        logical_id: "ApiKeysTable",
+        env: "API_KEYS_TABLE",
+        kind: "api_key",
+        internal: &["secret_hash"],
         retention: Retention::Bookkeeping,
         pushed: false,
     },

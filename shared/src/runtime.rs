@@ -33,6 +33,8 @@ pub struct Platform {
     pub teams: Option<Arc<crate::teams::Teams>>,
     /// Users' standing (revocation), checked on every verified request; with `USERS_TABLE`.
     pub credentials: Option<Arc<crate::credentials::Credentials>>,
+    /// API keys, accepted as bearer credentials when the function has `API_KEYS_TABLE`.
+    pub api_keys: Option<Arc<crate::api_keys::ApiKeys>>,
     /// The projects table, which creates in a project check.
     projects: Option<String>,
     /// AWS settings: from the environment, or fixed local ones when every service this
@@ -62,6 +64,7 @@ impl Platform {
         let teams = crate::teams::Teams::from_env(dynamodb.clone(), env, cursors.clone())?;
         let projects = env.optional("PROJECTS_TABLE");
         let credentials = crate::credentials::Credentials::from_env(dynamodb.clone(), env)?.map(Arc::new);
+        let api_keys = crate::api_keys::ApiKeys::from_env(dynamodb.clone(), env, cursors.clone())?.map(Arc::new);
         let mut platform = Self {
             verifier,
             dynamodb,
@@ -70,6 +73,7 @@ impl Platform {
             profiles,
             teams: None,
             credentials,
+            api_keys,
             projects,
             sdk_config,
             s3_endpoint,
@@ -88,6 +92,7 @@ impl Platform {
     pub fn set_dynamodb(&mut self, client: aws_sdk_dynamodb::Client) {
         self.teams = self.teams.as_ref().map(|t| Arc::new(t.with_client(client.clone())));
         self.credentials = self.credentials.as_ref().map(|c| Arc::new(c.with_client(client.clone())));
+        self.api_keys = self.api_keys.as_ref().map(|k| Arc::new(k.with_client(client.clone())));
         self.dynamodb = client;
     }
 
@@ -224,8 +229,13 @@ pub trait Area: Send + Sync + Sized + 'static {
 /// The router of a built area, wrapped by the shared pipeline: what Lambda runs.
 pub fn router<A: Area>(area: A, platform: &Platform) -> Router {
     let router: Router<Arc<A>> = A::routes().into();
-    crate::http::app(router.with_state(Arc::new(area)), platform.verifier.clone(), platform.credentials.clone())
-        .layer(axum::Extension(platform.teams.clone()))
+    crate::http::app(
+        router.with_state(Arc::new(area)),
+        platform.verifier.clone(),
+        platform.credentials.clone(),
+        platform.api_keys.clone(),
+    )
+    .layer(axum::Extension(platform.teams.clone()))
 }
 
 /// The OpenAPI description of an area's routes (no clients needed).

@@ -262,15 +262,7 @@ impl UserStore {
         let profiles = self.profiles.as_deref().ok_or_else(|| {
             ApiError::Internal("this store only reads: it has no profile table to guard creates".into())
         })?;
-        let check = ConditionCheck::builder()
-            .table_name(profiles)
-            .key(attr::USER_ID, AttributeValue::S(who.user_id().to_owned()))
-            .condition_expression("attribute_not_exists(#deleted_at) OR #deleted_at < :issued_at")
-            .expression_attribute_names("#deleted_at", attr::DELETED_AT)
-            .expression_attribute_values(":issued_at", AttributeValue::N(who.issued_at().to_string()))
-            .build()
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
+        account_guard(profiles, who)
     }
 
     pub fn collection(&self) -> &Collection {
@@ -526,6 +518,20 @@ pub(crate) struct PageOf<T> {
     pub last: Option<CursorKey>,
     /// Whether items remain after it.
     pub more: bool,
+}
+
+/// The account guard of [`UserStore::account_guard`] on the profile table `profiles`: the
+/// caller's account was not deleted at or after their credential was issued.
+pub(crate) fn account_guard(profiles: &str, who: &Identity) -> Result<TransactWriteItem, ApiError> {
+    let check = ConditionCheck::builder()
+        .table_name(profiles)
+        .key(attr::USER_ID, AttributeValue::S(who.user_id().to_owned()))
+        .condition_expression("attribute_not_exists(#deleted_at) OR #deleted_at < :issued_at")
+        .expression_attribute_names("#deleted_at", attr::DELETED_AT)
+        .expression_attribute_values(":issued_at", AttributeValue::N(who.issued_at().to_string()))
+        .build()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
 }
 
 /// The page of `items` (read with one more than `limit`, so a surplus tells that more exist):

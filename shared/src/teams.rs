@@ -40,7 +40,7 @@ pub use invitations::{AcceptedInvitation, CreatedInvitation, Invitation, Invitee
 
 use crate::{
     access::{self, Action, Permission, Role},
-    auth::Identity,
+    auth::{Identity, KeyScope},
     config::{ConfigError, Env},
     cursor::{CursorCodec, CursorKey, Page, PageRequest},
     error::ApiError,
@@ -52,6 +52,8 @@ use crate::{
 };
 
 const ORG_PREFIX: &str = "org#";
+/// What API keys are refused on organization routes ("API keys cannot ...").
+pub(crate) const ORGANIZATIONS_NEED_A_PERSON: &str = "act on organizations or accept invitations";
 const SCOPE: &str = "scope";
 const ROLE: &str = "role";
 const ORG_ID: &str = "org_id";
@@ -429,8 +431,16 @@ impl Teams {
 
     /// The caller's access to a project: the project item and both memberships in one read.
     /// Anything that does not make the caller a member is the same 404 as a missing project.
+    /// An API key reaches only its own project (another is the same 404), with the lower of
+    /// its role and its creator's current one: a creator who lost the membership loses the
+    /// key's reach on its next request.
     pub async fn project_access(&self, who: &Identity, project_id: &str) -> Result<ProjectAccess, ApiError> {
         let project_id = item::parse_id(project_id, "project")?;
+        let key_role = match who.key_scope() {
+            None => None,
+            Some(KeyScope::Project { project_id: scoped, role }) if *scoped == project_id => Some(*role),
+            Some(_) => return Err(ApiError::NotFound("project")),
+        };
         let org_id = self.org_of(&project_id).await?;
         let mut found = self
             .batch_get(
@@ -453,11 +463,14 @@ impl Teams {
             role_of(scoped(&project_partition(&project_id))),
         )
         .ok_or(ApiError::NotFound("project"))?;
+        let role = key_role.map_or(role, |key_role| key_role.min(role));
         Ok(ProjectAccess { caller: who.clone(), project_id, org_id, role, project })
     }
 
     /// The caller's access to an organization: its item and their membership in one read.
+    /// API keys never act on organizations (403).
     pub async fn org_access(&self, who: &Identity, org_id: &str) -> Result<OrgAccess, ApiError> {
+        who.require_signed_in(ORGANIZATIONS_NEED_A_PERSON)?;
         let org_id = item::parse_id(org_id, "organization")?;
         let mut found = self
             .batch_get(
@@ -639,6 +652,11 @@ impl<S: Send + Sync, P: Permission> FromRequestParts<S> for Authorized<P> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let who = Identity::from_request_parts(parts, state).await?;
         let Some(project_id) = path_param(parts, state, "project_id").await else {
+            if let Some(KeyScope::Project { project_id, .. }) = who.key_scope() {
+                return Err(ApiError::Forbidden(format!(
+                    "this API key is scoped to project {project_id}: personal items need a personal key"
+                )));
+            }
             return Ok(Self(Space::personal(&who), PhantomData));
         };
         let access = InProject::<P>::resolve(parts, &who, &project_id).await?;

@@ -240,7 +240,7 @@ mod tests {
         )]));
         let verifier = Arc::new(shared::Verifier::new(shared::AuthConfig::from_env(&env).unwrap()).unwrap());
         let router: axum::Router<Arc<Docs>> = Docs::routes().into();
-        shared::http::app(router.with_state(Arc::new(Docs::new(&served_document()))), verifier, None)
+        shared::http::app(router.with_state(Arc::new(Docs::new(&served_document()))), verifier, None, None)
     }
 
     async fn get(path: &str) -> (StatusCode, Option<String>, Bytes) {

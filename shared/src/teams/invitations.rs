@@ -475,6 +475,7 @@ impl Teams {
     /// Accepts an invitation as the caller: one GetItem (to tell the refusals apart), then one
     /// transaction that uses the invitation up and makes the membership.
     pub async fn accept_invitation(&self, who: &Identity, token: &str) -> Result<AcceptedInvitation, ApiError> {
+        who.require_signed_in(super::ORGANIZATIONS_NEED_A_PERSON)?;
         let token = decode_token(token)?;
         let stored = self.invitation(&token.scope, &token.id).await?.ok_or(ApiError::NotFound("invitation"))?;
         let hash = secret_hash(&token.secret);

@@ -30,6 +30,7 @@ impl Teams {
 
     /// Creates an organization with the caller as its only owner.
     pub async fn create_org(&self, who: &Identity, name: String, plan: Plan) -> Result<Organization, ApiError> {
+        who.require_signed_in(super::ORGANIZATIONS_NEED_A_PERSON)?;
         self.create_org_with_id(who, item::new_id(), name, plan).await?.ok_or_else(concurrent_change)
     }
 
@@ -146,6 +147,7 @@ impl Teams {
 
     /// The caller's organizations with their role: one Query and one BatchGetItem per page.
     pub async fn my_orgs(&self, who: &Identity, page: &PageRequest) -> Result<Page<MyOrganization>, ApiError> {
+        who.require_signed_in(super::ORGANIZATIONS_NEED_A_PERSON)?;
         let (memberships, next_cursor) = self.my_scopes(who, ORG_PREFIX, "orgs", page, None).await?;
         let ids: Vec<String> = memberships.iter().filter_map(|m| text(m, ORG_ID).map(str::to_owned)).collect();
         let (orgs, account) = self.by_ids(who, self.organizations()?, &ids).await?;

@@ -3,6 +3,7 @@
 //! starts. Run one module with `./infra/test -p integration-tests -- canvases::`.
 
 mod account;
+mod api_keys;
 mod auth;
 mod canvases;
 mod files;
