@@ -93,6 +93,7 @@ pub(crate) fn project_partition(project_id: &str) -> String {
 }
 
 /// The project whose workspace a partition value is, if it is one (else it is a user's).
+#[cfg_attr(not(feature = "realtime"), allow(dead_code))]
 pub(crate) fn project_of_partition(partition: &str) -> Option<&str> {
     partition.strip_prefix(PROJECT_PARTITION_PREFIX)
 }
