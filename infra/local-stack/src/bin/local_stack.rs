@@ -4,6 +4,8 @@
 //! `DYNAMODB_ENDPOINT`, `S3_ENDPOINT` and the user pool's `COGNITO_ENDPOINT`, `COGNITO_USER_POOL_ID`,
 //! `COGNITO_CLIENT_ID` set, and stops it all when it ends (the tests use this).
 //! `local-stack events`: writes `events/`, an API Gateway v2 event for every template route.
+//! `local-stack env <LogicalId>`: a function's environment as the local stack gives it, as JSON
+//! (for running its built binary against the local AWS, see infra/real-artifacts).
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -52,6 +54,14 @@ enum Command {
         /// Folder to write to.
         #[arg(long, default_value = "events")]
         out: PathBuf,
+    },
+    /// Print a function's environment as the local stack configures it (a JSON object): the
+    /// template's variables resolved locally, with `DYNAMODB_ENDPOINT`, `S3_ENDPOINT` and
+    /// `JWT_SECRET` taken from this command's environment (as `exec` sets the first two), and
+    /// development mode off (the binary then runs as it would in Lambda).
+    Env {
+        /// The function's logical id in template.yaml, e.g. CanvasesFunction.
+        function: String,
     },
 }
 
@@ -142,6 +152,20 @@ async fn exec(command: &[String]) -> Result<ExitCode, BoxError> {
     Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
 }
 
+fn function_env(function: &str) -> Result<String, BoxError> {
+    let template = Template::load_default()?;
+    let spec = template.functions.iter().find(|f| f.logical_id == function).ok_or_else(|| {
+        let known: Vec<&str> = template.functions.iter().map(|f| f.logical_id.as_str()).collect();
+        format!("no function {function} in template.yaml (functions: {})", known.join(", "))
+    })?;
+    let from_env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let mut settings = LocalSettings::development(from_env("DYNAMODB_ENDPOINT")?, from_env("S3_ENDPOINT")?);
+    settings.jwt_secret = from_env("JWT_SECRET")?;
+    settings.development_mode = false;
+    let env = local_stack::local::local_environment(spec, &template, &settings);
+    Ok(serde_json::to_string_pretty(&env)?)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -150,6 +174,10 @@ async fn main() -> ExitCode {
         Command::Exec { command } => exec(&command).await,
         Command::Events { out } => local_stack::fixtures::write_all(&out).map(|count| {
             eprintln!("wrote {count} events to {}", out.display());
+            ExitCode::SUCCESS
+        }),
+        Command::Env { function } => function_env(&function).map(|env| {
+            println!("{env}");
             ExitCode::SUCCESS
         }),
     };
