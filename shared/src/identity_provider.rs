@@ -176,12 +176,21 @@ impl IdentityProvider {
                 _ => cognito_error("ConfirmSignUp", e),
             });
         }
+        self.found_pending_org(&email).await
+    }
+
+    /// Founds the organization the user named at sign-up, if it is still pending, and clears
+    /// the pending name. Runs after confirmation and again after every sign-in, so an account
+    /// confirmed while founding failed (a throttled table, a timeout) gets its organization at
+    /// its next sign-in instead of never: confirming twice is refused by Cognito. Founding is
+    /// idempotent (the id derives from the user's `sub`).
+    async fn found_pending_org(&self, email: &str) -> Result<Option<String>, ApiError> {
         // Only now is the user's id known for certain: read it from the pool, which vouches for it.
         let user = self
             .client
             .admin_get_user()
             .user_pool_id(&self.pool_id)
-            .username(&email)
+            .username(email)
             .send()
             .await
             .map_err(|e| cognito_error("AdminGetUser", e))?;
@@ -192,7 +201,20 @@ impl IdentityProvider {
         };
         let sub = value("sub").ok_or_else(|| ApiError::Internal("the user pool's user has no sub".into()))?;
         let founder = Identity::from_verified_source(sub);
-        self.founding.found_signup_org(&founder, organization.to_owned()).await.map(Some)
+        let org = self.founding.found_signup_org(&founder, organization.to_owned()).await?;
+        let cleared = self
+            .client
+            .admin_delete_user_attributes()
+            .user_pool_id(&self.pool_id)
+            .username(email)
+            .user_attribute_names(ORGANIZATION_ATTRIBUTE)
+            .send()
+            .await;
+        if let Err(e) = cleared {
+            // Harmless: the next sign-in finds the organization founded and clears it then.
+            tracing::warn!(error = %describe(&e), "could not clear the pending organization name");
+        }
+        Ok(Some(org))
     }
 
     /// Signs in with email and password. Every refusal is the same 401 after [`ANSWER_FLOOR`].
@@ -214,13 +236,19 @@ impl IdentityProvider {
             .initiate_auth()
             .client_id(&self.client_id)
             .auth_flow(AuthFlowType::UserPasswordAuth)
-            .auth_parameters("USERNAME", email)
+            .auth_parameters("USERNAME", &email)
             .auth_parameters("PASSWORD", password)
             .send()
             .await;
         match result {
             Ok(out) => match out.authentication_result {
-                Some(tokens) => tokens_of(tokens),
+                Some(tokens) => {
+                    if let Err(e) = self.found_pending_org(&email).await {
+                        // The sign-in stands; the next one retries.
+                        tracing::warn!(error = %e, "could not found the organization named at sign-up");
+                    }
+                    tokens_of(tokens)
+                }
                 // A challenge (a new password, MFA) this API does not offer yet; only a caller
                 // who knows the password gets here, so saying so reveals nothing.
                 None => Err(ApiError::Forbidden(format!(
@@ -318,6 +346,100 @@ impl IdentityProvider {
             }
         }
         self.credentials.end_all_sessions(who).await
+    }
+}
+
+/// What an operator changes about a user in the pool (the `admin` tool): a disabled user cannot
+/// sign in or refresh, a global sign-out invalidates every refresh token. Users are named by
+/// our user id, which is the pool's `sub`; the pool's own username is looked up from it, since
+/// it differs from the `sub` in some pools (and in moto).
+pub struct PoolAdmin {
+    client: Client,
+    pool_id: String,
+}
+
+impl PoolAdmin {
+    pub fn new(client: Client, pool_id: impl Into<String>) -> Self {
+        Self { client, pool_id: pool_id.into() }
+    }
+
+    pub async fn disable(&self, user_id: &str) -> Result<(), ApiError> {
+        let username = self.username(user_id).await?;
+        let result = self.client.admin_disable_user().user_pool_id(&self.pool_id).username(username).send().await;
+        result.map(drop).map_err(|e| cognito_error("AdminDisableUser", e))
+    }
+
+    pub async fn enable(&self, user_id: &str) -> Result<(), ApiError> {
+        let username = self.username(user_id).await?;
+        let result = self.client.admin_enable_user().user_pool_id(&self.pool_id).username(username).send().await;
+        result.map(drop).map_err(|e| cognito_error("AdminEnableUser", e))
+    }
+
+    pub async fn sign_out_everywhere(&self, user_id: &str) -> Result<(), ApiError> {
+        let username = self.username(user_id).await?;
+        let result =
+            self.client.admin_user_global_sign_out().user_pool_id(&self.pool_id).username(username).send().await;
+        result.map(drop).map_err(|e| cognito_error("AdminUserGlobalSignOut", e))
+    }
+
+    /// The pool's username of the user whose `sub` is `user_id` (404 when the pool has none).
+    async fn username(&self, user_id: &str) -> Result<String, ApiError> {
+        // The id goes into a filter expression: only the characters a `sub` has.
+        if user_id.is_empty() || !user_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(ApiError::bad_request("a user id is letters, digits and dashes"));
+        }
+        let found = self
+            .client
+            .list_users()
+            .user_pool_id(&self.pool_id)
+            .filter(format!("sub = \"{user_id}\""))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| cognito_error("ListUsers", e))?;
+        found
+            .users()
+            .first()
+            .and_then(|user| user.username())
+            .map(str::to_owned)
+            .ok_or(ApiError::NotFound("user in the user pool"))
+    }
+}
+
+/// An operator's change to a user: our standing (what every function checks) and, when the
+/// stack trusts its user pool, the pool. The standing goes first, so the refusal takes effect
+/// even if the pool's call fails; the error says so, and repeating the command is safe.
+pub struct UserAdmin {
+    pub credentials: Credentials,
+    pub pool: Option<PoolAdmin>,
+}
+
+impl UserAdmin {
+    /// Refuses every credential of the user, whenever issued, and sign-ins and refreshes.
+    pub async fn disable(&self, user_id: &str) -> Result<(), ApiError> {
+        self.credentials.set_disabled(user_id, true).await?;
+        Self::in_pool(self.pool.as_ref().map(|p| p.disable(user_id))).await
+    }
+
+    /// Lifts a disable; tokens refused by other revocations stay refused.
+    pub async fn enable(&self, user_id: &str) -> Result<(), ApiError> {
+        self.credentials.set_disabled(user_id, false).await?;
+        Self::in_pool(self.pool.as_ref().map(|p| p.enable(user_id))).await
+    }
+
+    /// Refuses every token the user holds now and invalidates their refresh tokens.
+    pub async fn sign_out_everywhere(&self, user_id: &str) -> Result<(), ApiError> {
+        self.credentials.sign_out_user(user_id).await?;
+        Self::in_pool(self.pool.as_ref().map(|p| p.sign_out_everywhere(user_id))).await
+    }
+
+    async fn in_pool(change: Option<impl std::future::Future<Output = Result<(), ApiError>>>) -> Result<(), ApiError> {
+        match change {
+            None => Ok(()),
+            Some(change) => change
+                .await
+                .map_err(|e| ApiError::Internal(format!("done in the users table, but the user pool refused: {e}"))),
+        }
     }
 }
 

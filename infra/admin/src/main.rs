@@ -1,17 +1,22 @@
 //! `admin`: what an operator does to a user's standing. Every change reaches every function
-//! instance within the stack's revocation bound (`RevocationCacheSeconds`).
+//! instance within the stack's revocation bound (`RevocationCacheSeconds`); with
+//! `--user-pool-id` the user pool follows too (a disabled user cannot sign in or refresh, a
+//! sign-out invalidates their refresh tokens).
 //!
 //! ```text
-//! admin --users-table <UsersTable> disable-user <user-id>
-//! admin --users-table <UsersTable> enable-user <user-id>
-//! admin --users-table <UsersTable> sign-out-user <user-id>
+//! admin --users-table <UsersTable> [--user-pool-id <UserPoolId>] disable-user <user-id>
+//! admin --users-table <UsersTable> [--user-pool-id <UserPoolId>] enable-user <user-id>
+//! admin --users-table <UsersTable> [--user-pool-id <UserPoolId>] sign-out-user <user-id>
 //! ```
 
 use std::{process::ExitCode, time::Duration};
 
 use aws_sdk_dynamodb::config::BehaviorVersion;
 use clap::{Parser, Subcommand};
-use shared::credentials::Credentials;
+use shared::{
+    credentials::Credentials,
+    identity_provider::{PoolAdmin, UserAdmin},
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "admin", version)]
@@ -22,6 +27,13 @@ struct Args {
     /// A DynamoDB endpoint other than AWS's (DynamoDB Local).
     #[arg(long, env = "DYNAMODB_ENDPOINT", value_name = "URL")]
     endpoint: Option<String>,
+    /// The stack's user pool (output `UserPoolId`): the change is made there too. Leave it out
+    /// when the functions trust another identity provider.
+    #[arg(long, env = "COGNITO_USER_POOL_ID", value_name = "ID")]
+    user_pool_id: Option<String>,
+    /// A Cognito endpoint other than AWS's (the local stack's moto).
+    #[arg(long, env = "COGNITO_ENDPOINT", value_name = "URL")]
+    cognito_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,16 +54,26 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let client = match &args.endpoint {
+    let config = match &args.endpoint {
+        Some(_) => shared::runtime::local_sdk_config(),
+        None => aws_config::load_defaults(BehaviorVersion::latest()).await,
+    };
+    let dynamodb = match &args.endpoint {
         Some(endpoint) => shared::runtime::local_dynamodb_client(endpoint.clone()),
-        None => aws_sdk_dynamodb::Client::new(&aws_config::load_defaults(BehaviorVersion::latest()).await),
+        None => aws_sdk_dynamodb::Client::new(&config),
     };
     // The tool reads nothing twice: no cache.
-    let credentials = Credentials::new(client, args.users_table, Duration::ZERO, Duration::ZERO);
+    let credentials = Credentials::new(dynamodb, args.users_table.clone(), Duration::ZERO, Duration::ZERO);
+    let pool = args.user_pool_id.as_ref().map(|pool_id| {
+        let mut cognito = aws_sdk_cognitoidentityprovider::config::Builder::from(&config);
+        cognito.set_endpoint_url(args.cognito_endpoint.clone());
+        PoolAdmin::new(aws_sdk_cognitoidentityprovider::Client::from_conf(cognito.build()), pool_id)
+    });
+    let admin = UserAdmin { credentials, pool };
     let (result, done) = match &args.command {
-        Command::Disable { user_id } => (credentials.set_disabled(user_id, true).await, "disabled"),
-        Command::Enable { user_id } => (credentials.set_disabled(user_id, false).await, "enabled"),
-        Command::SignOut { user_id } => (credentials.sign_out_user(user_id).await, "signed out everywhere"),
+        Command::Disable { user_id } => (admin.disable(user_id).await, "disabled"),
+        Command::Enable { user_id } => (admin.enable(user_id).await, "enabled"),
+        Command::SignOut { user_id } => (admin.sign_out_everywhere(user_id).await, "signed out everywhere"),
     };
     match result {
         Ok(()) => {

@@ -30,7 +30,7 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let user = 0..USERS;
+    let user = 0..USERS * 2;
     let pick = 0..64usize;
     prop_oneof![
         3 => user.clone().prop_map(Op::CreateCanvas),
@@ -62,8 +62,18 @@ fn nth<V>(map: &BTreeMap<String, V>, pick: usize) -> Option<String> {
     (!map.is_empty()).then(|| map.keys().nth(pick % map.len()).unwrap().clone())
 }
 
+/// The user acting with a personal API key of their own (same id, the key as the bearer).
+async fn personal_key(h: &Harness, user: &User) -> User {
+    let body = json!({"name": "model", "scope": {"kind": "personal"}});
+    let r = h.call(Some(user), "POST", "/auth/api-keys", Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    User { id: user.id.clone(), token: r.json()["key"].as_str().unwrap().to_owned() }
+}
+
 static OPERATIONS: AtomicUsize = AtomicUsize::new(0);
 
+/// `users[u]` acts for user `u % USERS`: the first USERS with their tokens, the others with
+/// their personal API keys, which must reach exactly what their creator's token reaches.
 async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
     let mut m = Model::default();
     for (step, op) in ops.into_iter().enumerate() {
@@ -73,14 +83,14 @@ async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
                 let name = format!("canvas {step}");
                 let r = h.call(Some(&users[u]), "POST", "/canvases", Some(json!({"name": name}))).await;
                 assert_eq!(r.status, 201);
-                m.canvases.insert(r.json()["id"].as_str().unwrap().to_owned(), (u, name));
+                m.canvases.insert(r.json()["id"].as_str().unwrap().to_owned(), (u % USERS, name));
             }
             Op::RenameCanvas(u, p) => {
                 let Some(id) = nth(&m.canvases, p) else { continue };
                 let name = format!("renamed {step}");
                 let r = h.call(Some(&users[u]), "PATCH", &format!("/canvases/{id}"), Some(json!({"name": name}))).await;
                 let entry = m.canvases.get_mut(&id).unwrap();
-                if entry.0 == u {
+                if entry.0 == u % USERS {
                     assert_eq!(r.status, 200);
                     entry.1 = name;
                 } else {
@@ -90,7 +100,7 @@ async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
             Op::DeleteCanvas(u, p) => {
                 let Some(id) = nth(&m.canvases, p) else { continue };
                 let r = h.call(Some(&users[u]), "DELETE", &format!("/canvases/{id}"), None).await;
-                if m.canvases[&id].0 == u {
+                if m.canvases[&id].0 == u % USERS {
                     assert_eq!(r.status, 204);
                     m.canvases.remove(&id);
                 } else {
@@ -101,7 +111,7 @@ async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
                 let Some(id) = nth(&m.canvases, p) else { continue };
                 let r = h.call(Some(&users[u]), "GET", &format!("/canvases/{id}"), None).await;
                 let (owner, name) = &m.canvases[&id];
-                if *owner == u {
+                if *owner == u % USERS {
                     assert_eq!(r.json()["name"], json!(name));
                 } else {
                     assert_eq!(r.status, 404);
@@ -110,7 +120,7 @@ async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
             Op::CreateSession(u) => {
                 let r = h.call(Some(&users[u]), "POST", "/sessions", Some(json!({}))).await;
                 assert_eq!(r.status, 201);
-                m.sessions.insert(r.json()["id"].as_str().unwrap().to_owned(), (u, Vec::new()));
+                m.sessions.insert(r.json()["id"].as_str().unwrap().to_owned(), (u % USERS, Vec::new()));
             }
             Op::Append(u, p) => {
                 let Some(id) = nth(&m.sessions, p) else { continue };
@@ -118,7 +128,7 @@ async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
                 let body = json!({"role": "user", "content": text});
                 let r = h.call(Some(&users[u]), "POST", &format!("/sessions/{id}/messages"), Some(body)).await;
                 let entry = m.sessions.get_mut(&id).unwrap();
-                if entry.0 == u {
+                if entry.0 == u % USERS {
                     assert_eq!(r.status, 201);
                     entry.1.push(text);
                 } else {
@@ -128,7 +138,7 @@ async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
             Op::DeleteSession(u, p) => {
                 let Some(id) = nth(&m.sessions, p) else { continue };
                 let r = h.call(Some(&users[u]), "DELETE", &format!("/sessions/{id}"), None).await;
-                if m.sessions[&id].0 == u {
+                if m.sessions[&id].0 == u % USERS {
                     assert_eq!(r.status, 204);
                     m.sessions.remove(&id);
                 } else {
@@ -139,7 +149,7 @@ async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
                 let body = json!({"name": format!("wf {step}"), "graph": {"1": {}}});
                 let r = h.call(Some(&users[u]), "POST", "/workflows", Some(body)).await;
                 assert_eq!(r.status, 201);
-                m.workflows.insert(r.json()["id"].as_str().unwrap().to_owned(), (u, "idle".into()));
+                m.workflows.insert(r.json()["id"].as_str().unwrap().to_owned(), (u % USERS, "idle".into()));
             }
             Op::StartRun(u, p) | Op::PauseRun(u, p) => {
                 let Some(id) = nth(&m.workflows, p) else { continue };
@@ -150,7 +160,7 @@ async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
                 };
                 let r = h.call(Some(&users[u]), "POST", &format!("/workflows/{id}/run/{action}"), None).await;
                 let entry = m.workflows.get_mut(&id).unwrap();
-                match (entry.0 == u, entry.1 == from) {
+                match (entry.0 == u % USERS, entry.1 == from) {
                     (false, _) => assert_eq!(r.status, 404),
                     (true, false) => assert_eq!(r.status, 409, "{action} from {}", entry.1),
                     (true, true) => {
@@ -161,7 +171,7 @@ async fn run(h: &Harness, users: &[User], ops: Vec<Op>) {
             }
         }
     }
-    for (u, user) in users.iter().enumerate() {
+    for (u, user) in users.iter().enumerate().take(USERS) {
         let names = |items: Vec<Value>| -> BTreeMap<String, Value> {
             items.into_iter().map(|i| (i["id"].as_str().unwrap().to_owned(), i)).collect()
         };
@@ -198,8 +208,12 @@ fn random_interleavings_of_users_match_the_model() {
     proptest!(config, |(ops in prop::collection::vec(op(), 1..60))| {
         runtime.block_on(async {
             let h = Harness::new().await;
-            let users: Vec<User> = (0..USERS).map(|i| h.user(&format!("p{i}"))).collect();
-            run(&h, &users, ops).await;
+            let mut principals: Vec<User> = (0..USERS).map(|i| h.user(&format!("p{i}"))).collect();
+            for i in 0..USERS {
+                let key = personal_key(&h, &principals[i]).await;
+                principals.push(key);
+            }
+            run(&h, &principals, ops).await;
         });
     });
     println!("property test: {cases} cases, {} operations", OPERATIONS.load(Ordering::Relaxed));

@@ -5,7 +5,8 @@
 //! For every route, against the real handlers on DynamoDB Local: broken authentication (OWASP
 //! API2), another user's ids (API1), protected and unknown fields (API3), malformed input and
 //! oversized bodies (API4), bad paging; and no response carries another user's data or an
-//! internal attribute.
+//! internal attribute. Bob attacks with his token and with his API keys (personal, and admin
+//! of his own project): a key reaches no more of alice's data than his token does.
 
 use std::collections::BTreeMap;
 
@@ -79,6 +80,8 @@ struct Suite<'h> {
     /// her organizations and projects.
     owned: BTreeMap<String, String>,
     holdings: BTreeMap<String, Holdings>,
+    /// Bob acting with each of his API keys.
+    bob_keys: Vec<(&'static str, User)>,
     cases: usize,
 }
 
@@ -97,9 +100,25 @@ fn headers(user: Option<&User>) -> Vec<(String, String)> {
 impl<'h> Suite<'h> {
     async fn new(h: &'h Harness) -> Self {
         let (alice, bob) = (h.user("alice"), h.user("bob"));
-        let mut suite = Self { h, alice, bob, owned: BTreeMap::new(), holdings: BTreeMap::new(), cases: 0 };
+        let mut suite =
+            Self { h, alice, bob, owned: BTreeMap::new(), holdings: BTreeMap::new(), bob_keys: Vec::new(), cases: 0 };
         suite.populate().await;
+        let project = suite.holdings[&suite.bob.id].project.clone();
+        for (what, scope) in [
+            ("personal API key", json!({"kind": "personal"})),
+            ("project API key", json!({"kind": "project", "project_id": project, "role": "admin"})),
+        ] {
+            let key = suite.api_key(&suite.bob, scope).await;
+            suite.bob_keys.push((what, key));
+        }
         suite
+    }
+
+    /// `user` acting with a new API key of theirs with this scope.
+    async fn api_key(&self, user: &User, scope: Value) -> User {
+        let r = self.h.call(Some(user), "POST", "/auth/api-keys", Some(json!({"name": "suite", "scope": scope}))).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        User { id: user.id.clone(), token: r.json()["key"].as_str().unwrap().to_owned() }
     }
 
     /// The route's path with `user`'s ids (the caller's own id for `{user_id}`).
@@ -266,6 +285,15 @@ impl<'h> Suite<'h> {
                 Some(format!("Bearer {}", sign(&claims(now + 600), b"another-secret-of-at-least-32-bytes!!"))),
             ),
         ];
+        // Keys: one nobody created, and bob's real key presented as alice's (the user part of
+        // the key names whose key it is; the secret is bob's).
+        let b64 = |id: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id);
+        let forged = format!("Bearer ak_{MISSING_ID}.{}.{}", b64(&mallory.id), "A".repeat(43));
+        let bobs_key = &self.bob_keys[0].1.token;
+        let parts: Vec<&str> = bobs_key.splitn(3, '.').collect();
+        let swapped = format!("Bearer {}.{}.{}", parts[0], b64(&self.alice.id), parts[2]);
+        let tokens =
+            tokens.into_iter().chain([("forged API key", Some(forged)), ("API key under another user", Some(swapped))]);
         let path = self.alice_path(route);
         for (what, authorization) in tokens {
             let mut h = headers(None);
@@ -313,6 +341,25 @@ impl<'h> Suite<'h> {
         assert_eq!(theirs.body, nobodys.body, "{}: the 404 tells alice's item exists", route.key);
         assert_eq!(theirs.headers.get("content-type"), nobodys.headers.get("content-type"));
         self.check_no_leak(route, &self.bob.clone(), &theirs);
+        // With a key, a route may refuse keys outright (403), but alike for alice's ids and
+        // nobody's.
+        for (what, key) in self.bob_keys.clone() {
+            let theirs =
+                self.h.send_as("fixed-request-id", &route.method, &alices, headers(Some(&key)), body.as_deref()).await;
+            let nobodys = self
+                .h
+                .send_as("fixed-request-id", &route.method, &route.nobodys(), headers(Some(&key)), body.as_deref())
+                .await;
+            self.cases += 1;
+            assert!(
+                matches!(theirs.status, 403 | 404),
+                "{}: bob's {what} reached alice's item: {}",
+                route.key,
+                theirs.text()
+            );
+            assert_eq!(theirs.body, nobodys.body, "{}: bob's {what} learns alice's item exists", route.key);
+            self.check_no_leak(route, &self.bob.clone(), &theirs);
+        }
     }
 
     async fn protected_and_unknown_fields(&mut self, route: &Route) {
@@ -419,6 +466,15 @@ impl<'h> Suite<'h> {
         if (200..300).contains(&reply.status) {
             self.cases += 1;
             self.check_no_leak(route, &self.alice.clone(), &reply);
+        }
+        // Bob's keys on his own paths: whatever they may read holds nothing of alice's.
+        let bobs = self.path_of(route, &self.bob);
+        for (_, key) in self.bob_keys.clone() {
+            let reply = self.h.send("GET", &bobs, headers(Some(&key)), None).await;
+            if (200..300).contains(&reply.status) {
+                self.cases += 1;
+                self.check_no_leak(route, &self.bob.clone(), &reply);
+            }
         }
     }
 }
