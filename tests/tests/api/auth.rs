@@ -7,7 +7,9 @@ use std::time::Instant;
 use integration_tests::{Harness, Reply, User};
 use local_stack::cognito_local::LocalPool;
 use serde_json::{json, Value};
-use shared::identity_provider::{PoolAdmin, UserAdmin, ANSWER_FLOOR, REFRESH_REFUSED, SIGN_IN_REFUSED};
+use shared::identity_provider::{
+    PoolAdmin, UserAdmin, ANSWER_FLOOR, PASSWORD_MIN_LENGTH, REFRESH_REFUSED, SIGN_IN_REFUSED,
+};
 
 const PASSWORD: &str = "Correct-horse-1";
 
@@ -269,5 +271,32 @@ async fn an_account_confirmed_while_founding_failed_gets_its_organization_at_sig
         assert_eq!(items.len(), 1, "after the {attempt} sign-in, one organization: {items:?}");
         assert_eq!(items[0]["name"], "Difference Engines");
         assert_eq!(items[0]["role"], "owner");
+    }
+}
+
+/// The rules named in a refused password's 400 (and given to moto's pool) are the template
+/// pool's: the policy is written in two places, and this keeps them one.
+#[test]
+fn the_password_rules_named_in_errors_are_the_template_pools() {
+    let text = std::fs::read_to_string(template::workspace_root().join("template.yaml")).unwrap();
+    let policy: std::collections::BTreeMap<&str, &str> = text
+        .lines()
+        .skip_while(|l| l.trim() != "PasswordPolicy:")
+        .skip(1)
+        .take_while(|l| l.trim().contains(": "))
+        .filter_map(|l| l.trim().split_once(": "))
+        .collect();
+    assert_eq!(policy.get("MinimumLength"), Some(&PASSWORD_MIN_LENGTH.to_string().as_str()), "{policy:?}");
+    for (rule, required) in [
+        ("RequireLowercase", "true"),
+        ("RequireUppercase", "true"),
+        ("RequireNumbers", "true"),
+        ("RequireSymbols", "false"),
+    ] {
+        assert_eq!(
+            policy.get(rule),
+            Some(&required),
+            "{rule}: password_problem names only lower, upper and digit rules"
+        );
     }
 }
